@@ -1,0 +1,1 @@
+"""Faithful local simulators of the five provider APIs, driven by one deterministic business."""

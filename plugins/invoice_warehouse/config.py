@@ -1,0 +1,37 @@
+"""Where things live. Environment variables only (never Airflow Variables: nothing here touches a
+database, so DAG files may import it at parse time).
+
+    IWH_HOME        project root (default: the checkout this package lives in)
+    IWH_DATA_DIR    landed Parquet, warehouse files, dbt artifacts (default: $IWH_HOME/data)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    return Path(os.environ.get("IWH_HOME") or Path(__file__).resolve().parents[2])
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("IWH_DATA_DIR") or home() / "data")
+
+
+def landing_dir() -> Path:
+    return data_dir() / "landing"
+
+
+def work_db() -> Path:
+    """The warehouse file the pipeline writes (load + dbt). Only one writer at a time (the pool)."""
+    return data_dir() / "warehouse" / "work.duckdb"
+
+
+def published_db() -> Path:
+    """The warehouse file analysts read; replaced atomically after a successful build."""
+    return data_dir() / "warehouse" / "warehouse.duckdb"
+
+
+def dbt_project_dir() -> Path:
+    return home() / "dbt_project"

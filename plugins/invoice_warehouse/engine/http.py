@@ -1,0 +1,324 @@
+"""One HTTP client for every provider: auth, retries, rate limiting, exact JSON.
+
+Retry policy (one named predicate, as in Airflow's HttpHook): connection errors, timeouts, truncated or
+malformed bodies, HTML error pages, 429 and 5xx are retried with capped exponential backoff and full
+jitter, honouring ``Retry-After`` (seconds or HTTP-date) and ``RateLimit-Reset``; a 401 triggers one
+token refresh and one retry; every other 4xx fails at once. Error messages name the connection, the
+method and path, never a credential.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class ApiError(RuntimeError):
+    """A request that failed for good (after retries, or a non-retryable status or body error)."""
+
+    def __init__(self, message: str, status: int | None = None, retryable: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+
+
+class AuthError(ApiError):
+    """Credentials were refused; the message names the connection, never the secret."""
+
+
+class BadResponse(ApiError):
+    """A 2xx response whose body is not the JSON we expect (HTML page, truncated or malformed JSON)."""
+
+    def __init__(self, message: str, body: bytes = b""):
+        super().__init__(message, status=200, retryable=True)
+        self.body = body
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay: float = 0.25
+    max_delay: float = 30.0
+    jitter: bool = True
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+
+    def backoff(self, attempt: int) -> float:
+        delay = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return random.uniform(delay / 2, delay) if self.jitter else delay
+
+
+class RateLimiter:
+    """A sliding-log limiter: at most ``max_calls`` in any ``period`` seconds (thread-safe).
+
+    A sliding log never exceeds a provider's fixed window either, and lets a long extraction use the
+    whole quota of every window (DealPOS: 50 requests per 180 s).
+    """
+
+    def __init__(self, max_calls: int, period: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        if max_calls < 1 or period <= 0:
+            raise ValueError("rate limit needs max_calls >= 1 and period > 0")
+        self.max_calls, self.period = max_calls, period
+        self._calls: deque[float] = deque()
+        self._lock = threading.Lock()
+        self._clock, self._sleep = clock, sleep
+        self.waited = 0.0
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._calls and now - self._calls[0] >= self.period:
+                    self._calls.popleft()
+                if len(self._calls) < self.max_calls:
+                    self._calls.append(now)
+                    return
+                wait = self.period - (now - self._calls[0]) + 0.001
+            self.waited += wait
+            self._sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        """Block new calls for ``seconds`` (the server said so: Retry-After on a 429)."""
+        with self._lock:
+            until = self._clock() + seconds
+            # Fill the log so that nothing is allowed before `until`.
+            self._calls = deque([until - self.period] * self.max_calls)
+
+
+class Auth:
+    """Auth strategy: sets headers; may refresh a token. Subclasses live in engine/auth.py."""
+
+    can_refresh = False
+
+    def headers(self, client: HttpClient) -> dict[str, str]:
+        return {}
+
+    def refresh(self, client: HttpClient) -> None:  # pragma: no cover - trivial
+        return None
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    retries: int = 0
+    refreshes: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    retry_reasons: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, status: int | None, nbytes: int = 0) -> None:
+        with self.lock:
+            self.requests += 1
+            self.bytes += nbytes
+            if status is not None:
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    def retried(self, reason: str) -> None:
+        with self.lock:
+            self.retries += 1
+            self.retry_reasons[reason] = self.retry_reasons.get(reason, 0) + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "retries": self.retries, "token_refreshes": self.refreshes,
+                "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+                "retry_reasons": dict(sorted(self.retry_reasons.items())), "bytes": self.bytes}
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a JSON body exactly (decimals, never floats) or raise BadResponse with a reason."""
+    head = body[:200].lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<")):
+        raise BadResponse("got an HTML page instead of JSON", body)
+    if not body.strip():
+        raise BadResponse("empty body instead of JSON", body)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadResponse(f"body is not valid UTF-8 ({exc.reason} at byte {exc.start})", body) from exc
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise BadResponse(f"malformed or truncated JSON ({exc.msg} at char {exc.pos})", body) from exc
+
+
+def retry_after_seconds(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After") or resp.headers.get("RateLimit-Reset")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+BodyCheck = Callable[[Any], "tuple[str, bool] | None"]
+
+
+class HttpClient:
+    """Requests session + auth + retry + rate limit for one provider connection."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        conn_id: str,
+        auth: Auth | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limiter: RateLimiter | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        body_check: BodyCheck | None = None,
+        verify: bool = True,
+        pool_size: int = 16,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.base_url = base_url.rstrip("/") + "/"
+        self.conn_id = conn_id
+        self.auth = auth or Auth()
+        self.retry = retry or RetryPolicy()
+        self.limiter = rate_limiter
+        self.default_headers = dict(default_headers or {})
+        self.body_check = body_check
+        self.verify = verify
+        self.stats = Stats()
+        self._sleep = sleep
+        self._local = threading.local()
+        self._pool_size = pool_size
+        self._auth_lock = threading.Lock()
+
+    # One session per thread: requests.Session is not documented as thread-safe.
+    @property
+    def session(self) -> requests.Session:
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=self._pool_size,
+                                                    max_retries=0)
+            s.mount("http://", adapter)
+            s.mount("https://", adapter)
+            self._local.session = s
+        return s
+
+    def url(self, path: str) -> str:
+        if urlsplit(path).scheme:
+            return path
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def raw_request(self, method: str, url: str, **kw: Any) -> requests.Response:
+        """One request with no retry (used by auth token calls inside the retry loop)."""
+        kw.setdefault("timeout", (self.retry.connect_timeout, self.retry.read_timeout))
+        kw.setdefault("verify", self.verify)
+        if self.limiter:
+            self.limiter.acquire()
+        resp = self.session.request(method, url, **kw)
+        self.stats.count(resp.status_code, len(resp.content))
+        return resp
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Any, requests.Response]:
+        """Send a request and return (parsed JSON, response), retrying what is worth retrying."""
+        url = self.url(path)
+        where = f"{method} {urlsplit(url).path}"
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            hdrs = {"Accept": "application/json", **self.default_headers, **(headers or {})}
+            hdrs.update(self.auth.headers(self))
+            data = None
+            if json_body is not None:
+                # DealPOS 500s on bodyless requests that declare JSON: only send it with a body.
+                hdrs["Content-Type"] = "application/json"
+                data = json.dumps(json_body, default=str).encode()
+            reason: str
+            wait: float | None = None
+            try:
+                resp = self.raw_request(method, url, params=params, data=data, headers=hdrs)
+            except requests.Timeout:
+                reason = "timeout"
+                self.stats.count(None)
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                reason = "connection error" if not isinstance(exc, requests.exceptions.ChunkedEncodingError) \
+                    else "dropped connection"
+                self.stats.count(None)
+            else:
+                status = resp.status_code
+                if status == 401 and self.auth.can_refresh and not refreshed:
+                    refreshed = True
+                    with self._auth_lock:
+                        self.auth.refresh(self)
+                    self.stats.refreshes += 1
+                    attempt -= 1  # a refresh is not a failed attempt
+                    continue
+                if status in (401, 403):
+                    raise AuthError(
+                        f"connection {self.conn_id!r} was refused by {where}: HTTP {status} "
+                        f"{_short_error(resp)}; check the credentials stored in that Airflow connection",
+                        status=status,
+                    )
+                if status in RETRYABLE_STATUS:
+                    reason = f"HTTP {status}"
+                    wait = retry_after_seconds(resp)
+                    if status == 429 and wait is not None and self.limiter:
+                        self.limiter.pause(wait)
+                elif status >= 400:
+                    raise ApiError(f"connection {self.conn_id!r}: {where} failed with HTTP {status} "
+                                   f"{_short_error(resp)}", status=status)
+                else:
+                    try:
+                        body = parse_json(resp.content)
+                        problem = self.body_check(body) if self.body_check else None
+                    except BadResponse as exc:
+                        reason = exc.args[0]
+                        if attempt >= self.retry.max_attempts:
+                            raise BadResponse(f"connection {self.conn_id!r}: {where} gave a bad body after "
+                                              f"{attempt} attempts: {reason}", exc.body) from None
+                    else:
+                        if problem is None:
+                            return body, resp
+                        message, retryable = problem
+                        if not retryable:
+                            raise ApiError(f"connection {self.conn_id!r}: {where} answered with an error: "
+                                           f"{message}", status=status)
+                        reason = f"body error: {message}"
+            if attempt >= self.retry.max_attempts:
+                raise ApiError(f"connection {self.conn_id!r}: {where} still failing after {attempt} "
+                               f"attempts (last: {reason})", retryable=True)
+            self.stats.retried(reason.split(":")[0])
+            delay = wait if wait is not None else self.retry.backoff(attempt)
+            log.warning("%s: %s, retry %d/%d in %.2fs", where, reason, attempt,
+                        self.retry.max_attempts - 1, delay)
+            self._sleep(min(delay, max(self.retry.max_delay, 0)) if wait is None else delay)
+
+
+def _short_error(resp: requests.Response) -> str:
+    text = resp.text[:200].replace("\n", " ")
+    return f"({text})" if text else ""

@@ -1,0 +1,157 @@
+"""Parquet landing: one partition per provider / entity / window, written atomically.
+
+Layout::
+
+    <landing>/<provider>/<entity>/window=<label>/
+        data-<batch>.parquet        typed records of that extraction
+        quarantine-<batch>.parquet  records/pages that could not be parsed, with the reason and raw text
+        _manifest.json              what the partition holds; written last, by rename
+
+Files are streamed into ``*.tmp`` names and renamed into place; the manifest is renamed last and names
+the data file of its batch, so a reader that goes through the manifest never sees a half-written file,
+and a re-run of the same window replaces the partition as a whole (older batches are then removed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from invoice_warehouse.engine.schema import Schema
+
+QUARANTINE_SCHEMA = pa.schema([
+    pa.field("provider", pa.string()),
+    pa.field("entity", pa.string()),
+    pa.field("reason", pa.string()),
+    pa.field("raw", pa.string()),
+    pa.field("source", pa.string()),
+    pa.field("_extracted_at", pa.timestamp("us", tz="UTC")),
+    pa.field("_run_id", pa.string()),
+    pa.field("_window", pa.string()),
+    pa.field("_batch_id", pa.string()),
+])
+
+MANIFEST = "_manifest.json"
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=True, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class PartitionWriter:
+    """Streams typed rows (and quarantined records) of one window into its partition."""
+
+    def __init__(self, landing: Path | str, provider: str, entity: str, window: str, schema: Schema,
+                 run_id: str, extracted_at: dt.datetime, flush_rows: int = 20_000):
+        self.dir = Path(landing) / provider / entity / f"window={window}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.provider, self.entity, self.window = provider, entity, window
+        self.schema = schema
+        self.arrow_schema = schema.arrow_schema()
+        self.batch_id = f"{extracted_at:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+        self.meta = {"_extracted_at": extracted_at, "_run_id": run_id, "_window": window,
+                     "_batch_id": self.batch_id}
+        self.data_name = f"data-{self.batch_id}.parquet"
+        self.quarantine_name = f"quarantine-{self.batch_id}.parquet"
+        self._tmp = self.dir / f".{self.data_name}.tmp"
+        self._qtmp = self.dir / f".{self.quarantine_name}.tmp"
+        self._writer = pq.ParquetWriter(self._tmp, self.arrow_schema, compression="snappy")
+        self._qwriter: pq.ParquetWriter | None = None
+        self._buf: list[dict[str, Any]] = []
+        self._flush_rows = flush_rows
+        self.rows = 0
+        self.quarantined = 0
+        self.quarantine_reasons: dict[str, int] = {}
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            row.update(self.meta)
+            self._buf.append(row)
+        if len(self._buf) >= self._flush_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buf:
+            return
+        batch = pa.Table.from_pylist(self._buf, schema=self.arrow_schema)
+        self._writer.write_table(batch)
+        self.rows += len(self._buf)
+        self._buf = []
+
+    def quarantine(self, raw: str, reason: str, source: str) -> None:
+        if self._qwriter is None:
+            self._qwriter = pq.ParquetWriter(self._qtmp, QUARANTINE_SCHEMA, compression="snappy")
+        row = {"provider": self.provider, "entity": self.entity, "reason": reason, "raw": raw,
+               "source": source, **self.meta}
+        self._qwriter.write_table(pa.Table.from_pylist([row], schema=QUARANTINE_SCHEMA))
+        self.quarantined += 1
+        key = reason.split(":")[0][:80]
+        self.quarantine_reasons[key] = self.quarantine_reasons.get(key, 0) + 1
+
+    def abort(self) -> None:
+        for w in (self._writer, self._qwriter):
+            if w is not None:
+                try:
+                    w.close()
+                except Exception:  # noqa: BLE001 - best effort on the failure path
+                    pass
+        for tmp in (self._tmp, self._qtmp):
+            tmp.unlink(missing_ok=True)
+
+    def commit(self, stats: dict[str, Any]) -> dict[str, Any]:
+        """Rename data (and quarantine) into place, then the manifest; drop older batches."""
+        self._flush()
+        self._writer.close()
+        os.replace(self._tmp, self.dir / self.data_name)
+        files = {"data": self.data_name, "quarantine": None}
+        if self._qwriter is not None:
+            self._qwriter.close()
+            os.replace(self._qtmp, self.dir / self.quarantine_name)
+            files["quarantine"] = self.quarantine_name
+        manifest = {
+            "provider": self.provider, "entity": self.entity, "window": self.window,
+            "batch_id": self.batch_id, "run_id": self.meta["_run_id"],
+            "extracted_at": self.meta["_extracted_at"].isoformat(),
+            "records": self.rows, "quarantined": self.quarantined,
+            "quarantine_reasons": self.quarantine_reasons, "files": files,
+            "schema": {f.name: f.type for f in self.schema.fields},
+            **stats,
+        }
+        write_json_atomic(self.dir / MANIFEST, manifest)
+        keep = {self.data_name, self.quarantine_name, MANIFEST}
+        for old in self.dir.iterdir():
+            if old.name not in keep and not old.name.startswith("."):
+                old.unlink(missing_ok=True)
+        return manifest
+
+
+def read_manifests(landing: Path | str, provider: str, entity: str) -> list[dict[str, Any]]:
+    """Every committed partition of an entity, oldest window first, with absolute file paths."""
+    base = Path(landing) / provider / entity
+    out = []
+    if not base.exists():
+        return out
+    for part in sorted(base.glob("window=*")):
+        mf = part / MANIFEST
+        if not mf.exists():
+            continue
+        m = json.loads(mf.read_text())
+        m["dir"] = str(part)
+        m["data_path"] = str(part / m["files"]["data"])
+        q = m["files"].get("quarantine")
+        m["quarantine_path"] = str(part / q) if q else None
+        out.append(m)
+    return out

@@ -1,0 +1,284 @@
+"""Declared stream schemas: exact typing of API records before they land in Parquet.
+
+Every stream declares its columns. A record is parsed into those columns with exact rules:
+
+* money is ``Decimal`` (JSON is parsed with ``parse_float=Decimal``; strings such as ``"399.00"`` are
+  accepted), quantised to the declared scale and rejected if that would lose a digit;
+* timestamps become UTC. Naive source timestamps are localised in the field's declared source zone
+  (DealPOS and IDH: Asia/Jakarta). 7-digit fractions are truncated to microseconds; the
+  ``0001-01-01`` and epoch-0 sentinels become null;
+* ids are strings, whatever the API sends;
+* nested objects/arrays are kept as JSON text with decimals written as strings (never floats);
+* keys the schema does not know are kept in ``_extra`` (JSON), never dropped.
+
+A record that cannot be parsed raises :class:`RecordError` with a reason; the stream runner sends it to
+quarantine with its raw text and goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+UTC = dt.timezone.utc
+_DECIMAL_RE = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
+_FRACTION_RE = re.compile(r"(\.\d{6})\d+")
+_NUMERIC_STR_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+META_COLUMNS = ("_extracted_at", "_run_id", "_window", "_batch_id", "_extra")
+
+
+class RecordError(ValueError):
+    """A record that does not fit its declared schema (goes to quarantine with this message)."""
+
+
+def json_default(value: Any) -> Any:
+    """JSON encoder hook: decimals as exact strings, datetimes as ISO text."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(value: Any) -> str:
+    """Compact, deterministic JSON with exact decimals."""
+    return json.dumps(value, default=json_default, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One declared column.
+
+    ``path`` is a dotted path into the record (default: ``name``). ``tz`` is the declared source zone of
+    naive timestamps. ``fmt`` is a ``strptime`` format for dates/timestamps in a provider format
+    (``%d-%m-%Y`` for IDH). ``required`` fields that are missing or null quarantine the record.
+    """
+
+    name: str
+    type: str = "string"
+    path: str | None = None
+    tz: str | None = None
+    fmt: str | None = None
+    required: bool = False
+
+    @property
+    def source(self) -> str:
+        return self.path or self.name
+
+    def arrow_type(self) -> pa.DataType:
+        t = self.type
+        if t in ("string", "json"):
+            return pa.string()
+        if t == "int":
+            return pa.int64()
+        if t == "bool":
+            return pa.bool_()
+        if t in ("timestamp", "epoch_ms", "epoch_s"):
+            return pa.timestamp("us", tz="UTC")
+        if t == "date":
+            return pa.date32()
+        m = _DECIMAL_RE.match(t)
+        if m:
+            return pa.decimal128(int(m.group(1)), int(m.group(2)))
+        raise ValueError(f"unknown field type {t!r} for field {self.name!r}")
+
+    # --- parsing -----------------------------------------------------------------------------------
+    def parse(self, value: Any) -> Any:
+        if value is None:
+            return None
+        t = self.type
+        if t == "string":
+            if isinstance(value, dict | list):
+                raise RecordError(f"field {self.source!r}: expected a scalar, got {type(value).__name__}")
+            if isinstance(value, bool):
+                return "true" if value else "false"
+            if isinstance(value, Decimal):
+                return format(value, "f")
+            return str(value)
+        if t == "json":
+            return dumps(value)
+        if t == "int":
+            return _parse_int(value, self.source)
+        if t == "bool":
+            if isinstance(value, bool):
+                return value
+            if value in ("true", "True", "1", 1):
+                return True
+            if value in ("false", "False", "0", 0):
+                return False
+            raise RecordError(f"field {self.source!r}: {value!r} is not a boolean")
+        if t == "timestamp":
+            return _parse_timestamp(value, self.source, self.tz, self.fmt)
+        if t == "epoch_ms":
+            return _parse_epoch(value, self.source, 1000)
+        if t == "epoch_s":
+            return _parse_epoch(value, self.source, 1)
+        if t == "date":
+            return _parse_date(value, self.source, self.fmt)
+        m = _DECIMAL_RE.match(t)
+        if m:
+            return _parse_decimal(value, self.source, int(m.group(1)), int(m.group(2)))
+        raise ValueError(f"unknown field type {t!r}")
+
+
+def _parse_int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise RecordError(f"field {name!r}: {value!r} is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+        return int(value.strip())
+    raise RecordError(f"field {name!r}: {value!r} is not an integer")
+
+
+def _parse_decimal(value: Any, name: str, precision: int, scale: int) -> Decimal:
+    if isinstance(value, bool):
+        raise RecordError(f"field {name!r}: {value!r} is not a number")
+    if isinstance(value, float):
+        # Never reached when JSON is parsed with parse_float=Decimal; refuse rather than guess.
+        raise RecordError(f"field {name!r}: float {value!r} is not an exact amount")
+    if isinstance(value, str):
+        text = value.strip()
+        if not _NUMERIC_STR_RE.match(text):
+            raise RecordError(f"field {name!r}: {value!r} is not a number")
+        value = text
+    try:
+        d = Decimal(value)
+    except (InvalidOperation, TypeError) as exc:
+        raise RecordError(f"field {name!r}: {value!r} is not a number") from exc
+    if not d.is_finite():
+        raise RecordError(f"field {name!r}: {value!r} is not a finite number")
+    q = d.quantize(Decimal(1).scaleb(-scale)) if d.as_tuple().exponent != -scale else d
+    if q != d:
+        raise RecordError(f"field {name!r}: {value} has more than {scale} decimal places")
+    if len(q.as_tuple().digits) > precision:
+        raise RecordError(f"field {name!r}: {value} does not fit decimal({precision},{scale})")
+    return q
+
+
+def _parse_timestamp(value: Any, name: str, tz: str | None, fmt: str | None) -> dt.datetime | None:
+    if not isinstance(value, str):
+        raise RecordError(f"field {name!r}: {value!r} is not a timestamp string")
+    text = value.strip()
+    if not text or text.startswith("0001-01-01"):
+        return None  # DealPOS null-date sentinel
+    try:
+        if fmt:
+            ts = dt.datetime.strptime(text, fmt)
+        else:
+            text = _FRACTION_RE.sub(r"\1", text)  # 7-digit .NET fractions -> microseconds
+            if text.endswith(("Z", "z")):
+                text = text[:-1] + "+00:00"
+            ts = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise RecordError(f"field {name!r}: {value!r} is not a valid timestamp") from exc
+    if ts.tzinfo is None:
+        if tz is None:
+            raise RecordError(f"field {name!r}: {value!r} has no offset and no source zone is declared")
+        ts = ts.replace(tzinfo=ZoneInfo(tz))
+    return ts.astimezone(UTC)
+
+
+def _parse_epoch(value: Any, name: str, divisor: int) -> dt.datetime | None:
+    n = _parse_int(value, name)
+    if n == 0:
+        return None  # IDH: 0 means "no date"
+    if n < 0:
+        raise RecordError(f"field {name!r}: negative epoch {n}")
+    return dt.datetime.fromtimestamp(n / divisor, tz=UTC) if divisor == 1 else (
+        dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(milliseconds=n)
+    )
+
+
+def _parse_date(value: Any, name: str, fmt: str | None) -> dt.date | None:
+    if not isinstance(value, str):
+        raise RecordError(f"field {name!r}: {value!r} is not a date string")
+    text = value.strip()
+    if not text or text.startswith("0001-01-01"):
+        return None
+    try:
+        if fmt:
+            return dt.datetime.strptime(text, fmt).date()
+        return dt.date.fromisoformat(text[:10])
+    except ValueError as exc:
+        raise RecordError(f"field {name!r}: {value!r} is not a valid date") from exc
+
+
+_MISSING = object()
+
+
+def _get_path(record: Mapping[str, Any], path: str) -> Any:
+    cur: Any = record
+    for part in path.split("."):
+        if not isinstance(cur, Mapping):
+            return _MISSING
+        if part not in cur:
+            return _MISSING
+        cur = cur[part]
+    return cur
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The declared columns of one stream; parse() turns an API record into a typed row."""
+
+    fields: tuple[Field, ...]
+    _top: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.fields]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"duplicate column names in schema: {sorted(dupes)}")
+        object.__setattr__(self, "_top", frozenset(f.source.split(".")[0] for f in self.fields))
+
+    @classmethod
+    def of(cls, *fields: Field | str) -> Schema:
+        return cls(tuple(Field(f) if isinstance(f, str) else f for f in fields))
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def arrow_schema(self) -> pa.Schema:
+        cols = [pa.field(f.name, f.arrow_type()) for f in self.fields]
+        cols += [
+            pa.field("_extra", pa.string()),
+            pa.field("_extracted_at", pa.timestamp("us", tz="UTC")),
+            pa.field("_run_id", pa.string()),
+            pa.field("_window", pa.string()),
+            pa.field("_batch_id", pa.string()),
+        ]
+        return pa.schema(cols)
+
+    def parse(self, record: Any) -> dict[str, Any]:
+        if not isinstance(record, Mapping):
+            raise RecordError(f"record is a {type(record).__name__}, not an object")
+        row: dict[str, Any] = {}
+        for f in self.fields:
+            raw = _get_path(record, f.source)
+            if raw is _MISSING or raw is None:
+                if f.required:
+                    what = "missing" if raw is _MISSING else "null"
+                    raise RecordError(f"required field {f.source!r} is {what}")
+                row[f.name] = None
+                continue
+            row[f.name] = f.parse(raw)
+        extra = {k: v for k, v in record.items() if k not in self._top}
+        row["_extra"] = dumps(extra) if extra else None
+        return row
+
+
+def record_key(row: Mapping[str, Any], primary_key: Iterable[str]) -> tuple:
+    return tuple(row.get(k) for k in primary_key)

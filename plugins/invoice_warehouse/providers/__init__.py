@@ -1,0 +1,1 @@
+"""One module per provider: its declarative SPEC and its thin Hook."""
