@@ -21,7 +21,6 @@ import email.utils
 import random
 import threading
 import time
-from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 

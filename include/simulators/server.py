@@ -29,7 +29,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
-from simulators.faults import Faults, FaultMiddleware, TokenBook
+from simulators.faults import FaultMiddleware, Faults, TokenBook
 from simulators.world import World, WorldConfig
 
 # Provider simulators: modules under simulators/ with PROVIDER, CREDENTIALS (the demo credentials it
@@ -47,9 +47,15 @@ class SimState:
     def __init__(self, config: WorldConfig | None = None, faults: dict[str, dict[str, Any]] | None = None):
         self.world = World(config or WorldConfig())
         self.modules = {m: importlib.import_module(f"simulators.{m}") for m in MODULES}
-        self.faults: dict[str, Faults] = {m: Faults(**(faults or {}).get(m, {})) for m in MODULES}
+        self._fault_overrides = faults or {}
+        self.faults: dict[str, Faults] = {m: self.default_faults(m) for m in MODULES}
         self.credentials = default_credentials()
         self.tokens = {m: TokenBook() for m in MODULES}
+
+    def default_faults(self, provider: str) -> Faults:
+        """A provider's documented behaviour (``DEFAULT_FAULTS``, e.g. DealPOS's rate limit) + overrides."""
+        base = dict(getattr(self.modules[provider], "DEFAULT_FAULTS", {}))
+        return Faults(**{**base, **self._fault_overrides.get(provider, {})})
 
     def truth(self, provider: str, start: dt.datetime | None = None, end: dt.datetime | None = None) -> dict:
         return self.modules[provider].truth(self.world, start, end)
@@ -108,7 +114,7 @@ def create_app(state: SimState) -> FastAPI:
         if provider not in state.faults:
             return JSONResponse({"detail": f"unknown provider {provider}"}, 404)
         if body.get("reset"):
-            state.faults[provider] = Faults()
+            state.faults[provider] = state.default_faults(provider)
             body = {k: v for k, v in body.items() if k != "reset"}
         try:
             state.faults[provider].update(**body)

@@ -18,12 +18,16 @@ from invoice_warehouse.engine.spec import ConnInfo, ProviderSpec
 
 try:  # Airflow present: a real hook with masking. Without it (benchmarks' venv) the engine still works.
     from airflow.sdk import BaseHook
-    from airflow.sdk.log import mask_secret as _mask_secret
 except ImportError:  # pragma: no cover - exercised only outside Airflow
     BaseHook = object  # type: ignore[assignment,misc]
 
-    def _mask_secret(secret: Any, name: str | None = None) -> None:
-        return None
+
+def _mask_secret(secret: Any) -> None:
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - no Airflow: nothing to mask for
+        return
+    mask_secret(secret)
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from invoice_warehouse.engine.http import ApiError, BadResponse, HttpClient
-from invoice_warehouse.engine.landing import PartitionWriter
+from invoice_warehouse.engine.landing import PartitionWriter, read_manifests
 from invoice_warehouse.engine.paginate import PaginationError, Request
 from invoice_warehouse.engine.schema import RecordError, dumps, record_key
 from invoice_warehouse.engine.spec import ProviderSpec, Stream
@@ -96,20 +98,23 @@ class StreamRunner:
         return body, records
 
     def _details(self, records: list, pool: ThreadPoolExecutor) -> list:
-        d = self.stream.detail
-        if d is None or not records:
+        details = self.stream.details
+        if not details or not records:
             return records
 
         def one(rec: Any) -> Any:
             if not isinstance(rec, dict):
                 return rec
-            try:
-                path = d.path.format(**rec)
-            except (KeyError, IndexError):
-                return rec  # the record goes to quarantine via its missing key
-            body, _ = self.client.request_json("GET", path, params=dict(d.params))
-            detail = body if not d.records else body.get(d.records) if isinstance(body, dict) else None
-            return {**rec, **detail} if isinstance(detail, dict) else rec
+            for d in details:
+                try:
+                    path = d.path.format(**rec)
+                except (KeyError, IndexError):
+                    return rec  # the record goes to quarantine via its missing key
+                body, _ = self.client.request_json("GET", path, params=dict(d.params))
+                detail = body if not d.records else body.get(d.records) if isinstance(body, dict) else None
+                if isinstance(detail, dict):
+                    rec = {**rec, d.into: detail} if d.into else {**rec, **detail}
+            return rec
 
         return list(pool.map(one, records))
 
@@ -174,13 +179,33 @@ class StreamRunner:
         self._emit(r, self._details(records, detail_pool))
         return r, body, records
 
-    def run(self, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
-        slices = list(self.stream.requests_for(start, end))
+    def _run_ids(self, reqs: list[Request], pool: ThreadPoolExecutor, detail_pool: ThreadPoolExecutor) -> None:
+        """One single-object request per id (``Stream.ids_from``), fetched concurrently, bounded."""
+        self.progress.expected_pages = (self.progress.expected_pages or 0) + len(reqs)
+        window: list[tuple[Request, Future]] = []
+        for r in reqs:
+            window.append((r, pool.submit(self._fetch, r)))
+            if len(window) >= 2 * self.concurrency:
+                self._drain(window.pop(0), detail_pool)
+        while window:
+            self._drain(window.pop(0), detail_pool)
+
+    def run(self, start: dt.datetime, end: dt.datetime, ids: list[str] | None = None) -> dict[str, Any]:
+        """Extract [start, end); with ``ids`` (an ``ids_from`` stream) fetch one request per id instead."""
+        if ids is not None:
+            sources = ", ".join(f"{s.stream}.{s.column}" for s in self.stream.ids_from)
+            slices = [(f"{len(ids)} ids from {sources}", None)]
+        else:
+            slices = list(self.stream.requests_for(start, end))
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"{self.provider.name}-page") as pool, \
                 ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"{self.provider.name}-detail") as dpool:
-            for label, first in slices:
-                self.log.info("%s: slice %s", self.progress.stream, label)
-                self._run_slice(first, pool, dpool)
+            if ids is not None:
+                self.log.info("%s: %s", self.progress.stream, slices[0][0])
+                self._run_ids(list(self.stream.requests_for_ids(ids)), pool, dpool)
+            else:
+                for label, first in slices:
+                    self.log.info("%s: slice %s", self.progress.stream, label)
+                    self._run_slice(first, pool, dpool)
         elapsed = time.monotonic() - self.progress.started
         read = self.progress.records
         declared = sum(self.declared_totals) if self.declared_totals else None
@@ -212,18 +237,44 @@ def _raw(rec: Any) -> str:
 
 def run_stream(client: HttpClient, provider: ProviderSpec, stream: Stream, *, start: dt.datetime,
                end: dt.datetime, landing: Path | str, window_label: str, run_id: str,
-               concurrency: int | None = None, logger: logging.Logger | None = None) -> dict[str, Any]:
+               concurrency: int | None = None, logger: logging.Logger | None = None,
+               extra_manifest: dict[str, Any] | None = None) -> dict[str, Any]:
     """Extract one stream for [start, end) into its partition; return the committed manifest."""
     extracted_at = dt.datetime.now(dt.timezone.utc)
     writer = PartitionWriter(landing, provider.name, stream.name, window_label, stream.schema, run_id,
                              extracted_at)
     runner = StreamRunner(client, provider, stream, writer, concurrency=concurrency, logger=logger)
     try:
-        stats = runner.run(start, end)
+        ids = landed_ids(landing, provider.name, stream, window_label) if stream.ids_from else None
+        stats = runner.run(start, end, ids=ids)
     except BaseException:
         writer.abort()
         raise
-    return writer.commit(stats)
+    return writer.commit({**stats, **(extra_manifest or {})})
+
+
+def landed_ids(landing: Path | str, provider: str, stream: Stream, window_label: str) -> list[str]:
+    """The distinct ids (sorted, as strings) that ``stream.ids_from`` finds in the partitions of the same
+    window already landed by its source streams. A source not landed yet for that window is an error
+    (the source stream must run first), never an empty list."""
+    ids: set[str] = set()
+    for src in stream.ids_from:
+        manifest = next((m for m in read_manifests(landing, provider, src.stream) if m["window"] == window_label),
+                        None)
+        if manifest is None:
+            raise RuntimeError(f"{provider}.{stream.name}: needs {provider}.{src.stream} landed for window "
+                               f"{window_label} first (its ids come from {src.stream}.{src.column})")
+        if not manifest["records"]:
+            continue
+        table = pq.read_table(manifest["data_path"], columns=[src.column])
+        for batch in table.to_batches():
+            for value in batch.column(0).to_pylist():
+                if value is None:
+                    continue
+                for i in (src.extract(value) if src.extract else (value,)):
+                    if i is not None and str(i) != "":
+                        ids.add(str(i))
+    return sorted(ids)
 
 
 def iter_windows(start: dt.date, end: dt.date) -> Iterator[tuple[dt.datetime, dt.datetime, str]]:

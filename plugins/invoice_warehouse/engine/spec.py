@@ -9,7 +9,7 @@ fan-out, and its declared schema. The engine (engine/runner.py) runs any of them
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,11 +62,26 @@ class Detail:
     """Fetch a detail endpoint per listed record (IDH store/id/:id, REDEX invoices/{InvoiceNumber}).
 
     ``path`` is formatted with the list record (``"/v1/store/id/{store_id}"``); the record found at
-    ``records`` in the detail body is merged over the list record."""
+    ``records`` in the detail body is merged over the list record, or put under the key ``into`` when
+    the detail must not overwrite list values (IDH: the order list ``total`` differs from the ext
+    detail's; both are kept). A stream may name several details (a tuple); they are applied in order."""
 
     path: str
     records: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    into: str | None = None
+
+
+@dataclass(frozen=True)
+class IdSource:
+    """Ids read from a column of another stream of the same provider, already landed for the same
+    window (IDH products: the catalogue cannot be listed, so products are fetched by the ids seen in
+    orders and returns). ``extract`` turns one column value into ids (e.g. a JSON list); without it the
+    value is the id. The stream that uses it must run after ``stream`` for the same window."""
+
+    stream: str
+    column: str
+    extract: Callable[[Any], Iterable[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,9 +97,27 @@ class Stream:
     json: Mapping[str, Any] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     window: Window | None = None
-    detail: Detail | None = None
+    detail: Detail | tuple[Detail, ...] | None = None
     variants: tuple[Mapping[str, Any], ...] = ()
     description: str = ""
+    #: fetch ``path`` (with an ``{id}`` placeholder) once per distinct id found in other landed streams,
+    #: instead of listing: see :class:`IdSource`.
+    ids_from: tuple[IdSource, ...] = ()
+
+    @property
+    def details(self) -> tuple[Detail, ...]:
+        """The detail fan-outs of a listed record, in order (none, one or several)."""
+        if self.detail is None:
+            return ()
+        return self.detail if isinstance(self.detail, tuple) else (self.detail,)
+
+    def requests_for_ids(self, ids: Iterable[Any]) -> Iterator[Request]:
+        """One request per id for an ``ids_from`` stream (``path`` formatted with ``id``)."""
+        base = self.base_request()
+        for i in ids:
+            yield Request(path=base.path.format(id=i), params=dict(base.params),
+                          json=dict(base.json) if base.json else None, headers=dict(base.headers),
+                          method=base.method)
 
     def base_request(self) -> Request:
         return Request(path=self.path, params=dict(self.params), json=dict(self.json) if self.json else None,

@@ -4,7 +4,12 @@ Auth: ``Authorization: Token <key>`` (the connection's password). Pagination: Dj
 (``count``/``next``/``results``, ``?limit=&page=``, 1-based, ``next`` null on the last page).
 Incremental: ``modified_date__gte``/``modified_date__lt`` (django-filter lookups; [INF] for these
 endpoints). Money and rates are strings (``"399.00"``); datetimes are ISO UTC with ``Z``.
-Akinon OMS offers no payments and no returns list (coverage table in the README).
+
+Streams: ``invoices`` and ``orders`` (one order per invoice; its ``orderitem_set`` embeds the products,
+which OMS has no list of) by modified-date window; ``stock_locations`` (the stores and warehouses,
+``list-simple``: one unpaged JSON array) as a full sweep on every run. Customers exist in OMS only as
+ids (``order.customer``). Akinon OMS offers no payments and no returns list (coverage table in the
+README): payment state is ``order.payment_type``; refunds live in Omnitron.
 """
 
 from __future__ import annotations
@@ -65,12 +70,62 @@ INVOICES = Stream(
     ),
 )
 
+ORDERS = Stream(
+    name="orders",
+    path="/api/v1/oms/orders/",
+    primary_key=("id",),
+    paginator=_drf(),
+    window=Window(apply=_modified_window),
+    description="Orders with their items (orderitem_set, each embedding its product), state and commands.",
+    schema=Schema.of(
+        Field("id", required=True),
+        "number",
+        Field("created_date", "timestamp"),
+        Field("modified_date", "timestamp", required=True),
+        Field("date_placed", "timestamp"),
+        "payment_type",
+        Field("customer_id", path="customer"),
+        Field("channel_id", path="channel"),
+        Field("shipping_address_id", path="shipping_address"),
+        Field("billing_address_id", path="billing_address"),
+        "omnitron_id",
+        Field("state_enum_value", path="state.enum_value"),
+        Field("state_name", path="state.name"),
+        Field("state", "json"),
+        Field("commands", "json"),
+        Field("orderitem_set", "json", required=True),
+    ),
+)
+
+STOCK_LOCATIONS = Stream(
+    name="stock_locations",
+    path="/api/v1/oms/stocklocations/list-simple/",
+    primary_key=("id",),
+    records=None,  # a bare JSON array, unpaged ("list-simple", for business intelligence)
+    description="Stock locations (stores, warehouses): the whole list on every run (no filter exists).",
+    schema=Schema.of(
+        Field("id", required=True),
+        "name", "stock_location_type", "erp_code", "omnitron_id",
+        Field("address_id", path="address"),
+        "fax_number",
+        Field("is_fulfillment_center", "bool"),
+        Field("is_pickup_location", "bool"),
+        Field("is_delivery_location", "bool"),
+        Field("is_fast_delivery_available", "bool"),
+        Field("is_return_available", "bool"),
+        Field("is_active", "bool"),
+        Field("priority", "int"),
+        Field("created_date", "timestamp"),
+        Field("modified_date", "timestamp"),
+    ),
+)
+
 SPEC = ProviderSpec(
     name="akinon",
     title="Akinon OMS",
     conn_type="akinon",
     auth=_auth,
-    streams=(INVOICES,),
+    streams=(INVOICES, ORDERS, STOCK_LOCATIONS),
     max_concurrency=8,
     test_path="/api/v1/oms/invoices/",
     test_params={"limit": 1},

@@ -72,8 +72,13 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
     loaded = {r[0] for r in con.execute(
         "SELECT batch_id FROM meta.loaded_batches WHERE provider = ? AND entity = ?",
         [provider, entity]).fetchall()}
-    manifests = [m for m in read_manifests(landing, provider, entity)
+    all_manifests = read_manifests(landing, provider, entity)
+    manifests = [m for m in all_manifests
                  if (wanted is None or m["window"] in wanted) and m["batch_id"] not in loaded]
+    full_refresh = any(m.get("full_refresh") for m in manifests)
+    if full_refresh:
+        # Rebuild the raw table from every committed partition (the full one replaced the others).
+        manifests = all_manifests
     audit = {"run_id": run_id, "provider": provider, "entity": entity,
              "windows": ",".join(sorted({m["window"] for m in manifests})), "batches": len(manifests),
              "rows_read": 0, "rows_inserted": 0, "rows_updated": 0, "rows_unchanged": 0,
@@ -85,6 +90,10 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
+        if full_refresh:
+            log.info("%s: full refresh, rebuilding from %d partitions", target, len(manifests))
+            con.execute(f"DROP TABLE IF EXISTS {target}")
+            con.execute("DELETE FROM meta.loaded_batches WHERE provider = ? AND entity = ?", [provider, entity])
         data_files = [m["data_path"] for m in manifests if m["records"] > 0]
         if data_files:
             con.execute(
