@@ -93,6 +93,10 @@ class Faults:
                 self.injected[f] = self.injected.get(f, 0) + 1
             return f
 
+    def pick_5xx(self) -> int:
+        with self._lock:
+            return self._rng.choice((500, 502, 503))
+
     def take_rate_slot(self) -> tuple[bool, dict[str, str]]:
         """Fixed-window limiter (DealPOS: "50 requests across all endpoints per 180 seconds")."""
         if not self.rate_limit:
@@ -148,7 +152,7 @@ class FaultMiddleware:
             return await _send_simple(send, 429, b'{"detail":"Request was throttled."}', "application/json",
                                       {"Retry-After": ra})
         if fault == "5xx":
-            status = random.choice((500, 502, 503))
+            status = f.pick_5xx()
             return await _send_simple(send, status, b"<html><body>Server Error</body></html>", "text/html", {})
         if fault == "html":
             return await _send_simple(send, 200, b"<!DOCTYPE html><html><head><title>Maintenance</title>"

@@ -173,6 +173,16 @@ def retry_after_seconds(resp: requests.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def quota_exhausted_seconds(resp: requests.Response) -> float | None:
+    """Seconds to hold off when a non-429 answer says the quota is used up (IETF draft headers
+    ``RateLimit-Remaining: 0`` + ``RateLimit-Reset: <seconds>``, e.g. DealPOS): our own limiter's clock
+    and the server's fixed window can be out of phase by the network delay, so the server's word wins."""
+    if resp.status_code == 429 or (resp.headers.get("RateLimit-Remaining") or "").strip() != "0":
+        return None
+    reset = (resp.headers.get("RateLimit-Reset") or "").strip()
+    return float(reset) if reset.isdigit() and int(reset) > 0 else None
+
+
 BodyCheck = Callable[[Any], "tuple[str, bool] | None"]
 
 
@@ -233,6 +243,8 @@ class HttpClient:
             self.limiter.acquire()
         resp = self.session.request(method, url, **kw)
         self.stats.count(resp.status_code, len(resp.content))
+        if self.limiter and (hold := quota_exhausted_seconds(resp)) is not None:
+            self.limiter.pause(hold)
         return resp
 
     def request_json(
@@ -312,7 +324,7 @@ class HttpClient:
             if attempt >= self.retry.max_attempts:
                 raise ApiError(f"connection {self.conn_id!r}: {where} still failing after {attempt} "
                                f"attempts (last: {reason})", retryable=True)
-            self.stats.retried(reason.split(":")[0])
+            self.stats.retried(reason.split(":")[0].split(" (")[0])
             delay = wait if wait is not None else self.retry.backoff(attempt)
             log.warning("%s: %s, retry %d/%d in %.2fs", where, reason, attempt,
                         self.retry.max_attempts - 1, delay)

@@ -29,7 +29,8 @@ class Request:
     method: str = "GET"
 
     def fingerprint(self) -> str:
-        return json.dumps([self.method, self.path, sorted((k, str(v)) for k, v in self.params.items()),
+        # The same page asked by a relative path or by an absolute link is the same page.
+        return json.dumps([self.method, "/" + urlsplit(self.path).path.lstrip("/"), sorted((k, str(v)) for k, v in self.params.items()),
                            self.json, sorted(self.headers.items())], default=str, sort_keys=True)
 
     def with_params(self, **params: Any) -> Request:
@@ -159,7 +160,9 @@ class NextLinkPaginator(Paginator):
     parallel: bool = True
 
     def first(self, req: Request) -> Request:
-        return req.with_params(**{self.size_param: self.page_size}) if self.page_size else req
+        # Ask for page 1 explicitly, so a `next` link back to page 1 is recognised as a page already read.
+        params = {self.page_param: 1, **({self.size_param: self.page_size} if self.page_size else {})}
+        return req.with_params(**params)
 
     def next(self, req: Request, body: Any, records: list) -> Request | None:
         link = dig(body, self.next_path)

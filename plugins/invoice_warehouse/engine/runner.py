@@ -92,7 +92,7 @@ class StreamRunner:
                                    f"{req.path} {dict(req.params)}")
             raise
         try:
-            records = self.stream.extract_records(body)
+            records = self.stream.tag_records(req, self.stream.extract_records(body))
         except ValueError as exc:
             raise ApiError(f"{self.progress.stream}: unexpected response shape from {req.path}: {exc}") from exc
         return body, records
@@ -143,7 +143,8 @@ class StreamRunner:
         fetched = self._fetch(req)
         assert fetched is not None
         body, records = fetched
-        last_digest = _page_digest(self._emit(req, self._details(records, detail_pool))) if records else None
+        first_keys = self._emit(req, self._details(records, detail_pool))
+        last_digest = _page_digest(first_keys) if first_keys else None
         rest = paginator.remaining(req, body, records)
         if rest:
             self.progress.expected_pages = (self.progress.expected_pages or 0) + len(rest) + 1

@@ -103,6 +103,10 @@ class Stream:
     #: fetch ``path`` (with an ``{id}`` placeholder) once per distinct id found in other landed streams,
     #: instead of listing: see :class:`IdSource`.
     ids_from: tuple[IdSource, ...] = ()
+    #: record field -> request parameter: stamp the value a request was sent with (query parameter, or
+    #: JSON body field) on every record it returned, when the API does not echo it (REDEX rows do not
+    #: say which ``TransactionType`` variant listed them). The API's own value wins when present.
+    request_fields: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def details(self) -> tuple[Detail, ...]:
@@ -141,6 +145,17 @@ class Stream:
                 )
                 label = f"{s:%Y-%m-%dT%H:%M}..{e:%Y-%m-%dT%H:%M}" + (f" {v}" if v else "")
                 yield label, req
+
+    def tag_records(self, req: Request, records: list) -> list:
+        """Add the ``request_fields`` of ``req`` to each record (a no-op for most streams)."""
+        if not self.request_fields:
+            return records
+        tags = {}
+        for name, param in self.request_fields.items():
+            value = req.params.get(param) if param in req.params else (req.json or {}).get(param)
+            if value is not None:
+                tags[name] = value
+        return [{**tags, **rec} if isinstance(rec, Mapping) else rec for rec in records]
 
     def extract_records(self, body: Any) -> list:
         if callable(self.records):

@@ -97,7 +97,7 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
         data_files = [m["data_path"] for m in manifests if m["records"] > 0]
         if data_files:
             con.execute(
-                "CREATE OR REPLACE TEMP TABLE _stage_all AS SELECT * FROM read_parquet(?, union_by_name = true)",
+                "CREATE OR REPLACE TEMP TABLE _stage_all AS SELECT * FROM read_parquet(?, union_by_name = true, hive_partitioning = false)",
                 [data_files])
             audit["rows_read"] = con.execute("SELECT count(*) FROM _stage_all").fetchone()[0]
             con.execute(
@@ -129,7 +129,7 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
             audit["rows_unchanged"] = deduped - applied
         q_files = [m["quarantine_path"] for m in manifests if m.get("quarantine_path")]
         if q_files:
-            con.execute("INSERT INTO meta.quarantine BY NAME SELECT * FROM read_parquet(?, union_by_name = true)",
+            con.execute("INSERT INTO meta.quarantine BY NAME SELECT * FROM read_parquet(?, union_by_name = true, hive_partitioning = false)",
                         [q_files])
             audit["rows_quarantined"] = sum(m["quarantined"] for m in manifests)
         now = dt.datetime.now(dt.timezone.utc)

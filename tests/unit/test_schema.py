@@ -1,0 +1,75 @@
+"""Exact typing: decimals without floats, UTC timestamps with declared zones, sentinels, _extra."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+from invoice_warehouse.engine.http import parse_json
+from invoice_warehouse.engine.schema import Field, RecordError, Schema
+
+UTC = dt.timezone.utc
+
+
+def test_money_strings_and_json_numbers_are_exact():
+    f = Field("amount", "decimal(18,6)")
+    body = parse_json(b'{"a": 1240.2835, "b": "399.00", "c": 0.1}')
+    assert f.parse(body["a"]) == Decimal("1240.283500")
+    assert f.parse(body["b"]) == Decimal("399.000000")
+    assert f.parse(body["c"]) + f.parse(body["c"]) + f.parse(body["c"]) == Decimal("0.3")
+
+
+@pytest.mark.parametrize("value,reason", [
+    ("12,5", "field 'amount': '12,5' is not a number"),
+    (1.5, "field 'amount': float 1.5 is not an exact amount"),
+    ("1.005", "field 'amount': 1.005 has more than 2 decimal places"),
+    (True, "field 'amount': True is not a number"),
+    ("NaN", "field 'amount': 'NaN' is not a number"),
+])
+def test_bad_money_is_refused_with_a_reason(value, reason):
+    with pytest.raises(RecordError) as exc:
+        Field("amount", "decimal(18,2)").parse(value)
+    assert str(exc.value) == reason
+
+
+def test_timestamps_become_utc_with_the_declared_source_zone():
+    jakarta = Field("Date", "timestamp", tz="Asia/Jakarta")
+    assert jakarta.parse("2020-05-27T11:10:50.57") == dt.datetime(2020, 5, 27, 4, 10, 50, 570000, tzinfo=UTC)
+    assert jakarta.parse("0001-01-01T00:00:00") is None  # DealPOS null date
+    offset = Field("date", "timestamp")
+    assert offset.parse("2024-05-03T16:40:41+07:00") == dt.datetime(2024, 5, 3, 9, 40, 41, tzinfo=UTC)
+    # REDEX: 7 fractional digits, with and without Z (both "UTC format")
+    redex = Field("IssuedDate", "timestamp", tz="UTC")
+    assert redex.parse("2023-07-13T03:49:46.1656485") == dt.datetime(2023, 7, 13, 3, 49, 46, 165648, tzinfo=UTC)
+    assert redex.parse("2024-09-25T15:59:59.9999999Z") == dt.datetime(2024, 9, 25, 15, 59, 59, 999999, tzinfo=UTC)
+    with pytest.raises(RecordError, match="has no offset and no source zone is declared"):
+        offset.parse("2024-05-03T16:40:41")
+
+
+def test_epoch_milliseconds_with_zero_as_none_and_provider_date_formats():
+    f = Field("created_on_milli", "epoch_ms")
+    assert f.parse(0) is None
+    assert f.parse(1719792060123) == dt.datetime(2024, 7, 1, 0, 1, 0, 123000, tzinfo=UTC)
+    assert Field("due_date", "date", fmt="%d-%m-%Y").parse("23-07-2024") == dt.date(2024, 7, 23)
+
+
+def test_ids_are_strings_and_unknown_fields_are_kept_in_extra():
+    schema = Schema.of(Field("id", required=True), Field("total", "decimal(18,2)"),
+                       Field("store", path="store.id"))
+    row = schema.parse(parse_json(b'{"id": 42, "total": 10.5, "store": {"id": 7, "name": "x"}, '
+                                  b'"new_field": 1.25, "flag": true}'))
+    assert row["id"] == "42" and row["store"] == "7"
+    assert json.loads(row["_extra"]) == {"new_field": "1.25", "flag": True}
+
+
+def test_missing_required_and_wrong_types_are_record_errors():
+    schema = Schema.of(Field("id", required=True), Field("n", "int"))
+    with pytest.raises(RecordError, match="required field 'id' is null"):
+        schema.parse({"id": None})
+    with pytest.raises(RecordError, match=r"field 'n': 'seven' is not an integer"):
+        schema.parse({"id": 1, "n": "seven"})
+    assert schema.parse({"id": 1, "n": "7"})["n"] == 7  # a number sent as a string is fine
+    with pytest.raises(RecordError, match="record is a list, not an object"):
+        schema.parse([1, 2])
