@@ -73,3 +73,15 @@ def test_missing_required_and_wrong_types_are_record_errors():
     assert schema.parse({"id": 1, "n": "7"})["n"] == 7  # a number sent as a string is fine
     with pytest.raises(RecordError, match="record is a list, not an object"):
         schema.parse([1, 2])
+
+
+def test_unknown_status_and_unknown_currency_are_record_errors():
+    status = Field("status", enum=("waiting", "approved", "cancelled"))
+    assert status.parse("approved") == "approved"
+    with pytest.raises(RecordError) as exc:
+        status.parse("teleported")
+    assert str(exc.value) == "field 'status': unknown value 'teleported' (known: waiting, approved, cancelled)"
+    cur = Field("CurrencyCode", "currency")
+    assert cur.parse("usd") == "USD"
+    with pytest.raises(RecordError, match="field 'CurrencyCode': 'XYZ' is not an ISO 4217 currency code"):
+        cur.parse("XYZ")

@@ -102,14 +102,17 @@ class PartitionWriter:
         self.quarantine_reasons[key] = self.quarantine_reasons.get(key, 0) + 1
 
     def abort(self) -> None:
+        """The extraction failed: drop the data, but keep what was quarantined (a failed page's raw text
+        and reason) as ``failed-quarantine-<batch>.parquet``; the loader moves it to meta.quarantine."""
         for w in (self._writer, self._qwriter):
             if w is not None:
                 try:
                     w.close()
                 except Exception:  # noqa: BLE001 - best effort on the failure path
                     pass
-        for tmp in (self._tmp, self._qtmp):
-            tmp.unlink(missing_ok=True)
+        self._tmp.unlink(missing_ok=True)
+        if self._qwriter is not None and self._qtmp.exists():
+            os.replace(self._qtmp, self.dir / f"failed-{self.quarantine_name}")
 
     def commit(self, stats: dict[str, Any]) -> dict[str, Any]:
         """Rename data (and quarantine) into place, then the manifest; drop older batches."""
@@ -133,7 +136,7 @@ class PartitionWriter:
         write_json_atomic(self.dir / MANIFEST, manifest)
         keep = {self.data_name, self.quarantine_name, MANIFEST}
         for old in self.dir.iterdir():
-            if old.name not in keep and not old.name.startswith("."):
+            if old.name not in keep and not old.name.startswith((".", "failed-")):
                 old.unlink(missing_ok=True)
         return manifest
 
@@ -155,3 +158,9 @@ def read_manifests(landing: Path | str, provider: str, entity: str) -> list[dict
         m["quarantine_path"] = str(part / q) if q else None
         out.append(m)
     return out
+
+
+def failed_quarantine_files(landing: Path | str, provider: str, entity: str) -> list[Path]:
+    """Quarantine files left by failed extractions (their pages' raw text and the reason)."""
+    base = Path(landing) / provider / entity
+    return sorted(base.glob("window=*/failed-quarantine-*.parquet")) if base.exists() else []

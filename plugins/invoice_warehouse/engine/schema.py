@@ -33,6 +33,16 @@ _DECIMAL_RE = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 _FRACTION_RE = re.compile(r"(\.\d{6})\d+")
 _NUMERIC_STR_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
+# ISO 4217 codes in use (a currency outside this list quarantines the record rather than guessing).
+ISO_4217 = frozenset("""
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF
+CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD
+HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD
+MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN
+PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY
+TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL
+""".split())
+
 META_COLUMNS = ("_extracted_at", "_run_id", "_window", "_batch_id", "_extra")
 
 
@@ -69,6 +79,7 @@ class Field:
     tz: str | None = None
     fmt: str | None = None
     required: bool = False
+    enum: tuple[str, ...] | None = None  # known values (statuses): anything else is quarantined
 
     @property
     def source(self) -> str:
@@ -76,7 +87,7 @@ class Field:
 
     def arrow_type(self) -> pa.DataType:
         t = self.type
-        if t in ("string", "json"):
+        if t in ("string", "json", "currency"):
             return pa.string()
         if t == "int":
             return pa.int64()
@@ -95,7 +106,18 @@ class Field:
     def parse(self, value: Any) -> Any:
         if value is None:
             return None
+        out = self._parse(value)
+        if self.enum is not None and out not in self.enum:
+            raise RecordError(f"field {self.source!r}: unknown value {out!r} (known: {', '.join(self.enum)})")
+        return out
+
+    def _parse(self, value: Any) -> Any:
         t = self.type
+        if t == "currency":
+            code = str(value).strip().upper()
+            if code not in ISO_4217:
+                raise RecordError(f"field {self.source!r}: {value!r} is not an ISO 4217 currency code")
+            return code
         if t == "string":
             if isinstance(value, dict | list):
                 raise RecordError(f"field {self.source!r}: expected a scalar, got {type(value).__name__}")

@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from invoice_warehouse.engine.landing import read_manifests
+from invoice_warehouse.engine.landing import failed_quarantine_files, read_manifests
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +128,19 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
             audit["rows_updated"] = updated
             audit["rows_unchanged"] = deduped - applied
         q_files = [m["quarantine_path"] for m in manifests if m.get("quarantine_path")]
+        failed = [str(p) for p in failed_quarantine_files(landing, provider, entity) if p.name not in loaded]
+        if failed:
+            con.execute("INSERT INTO meta.quarantine BY NAME SELECT * FROM read_parquet(?, union_by_name = true, "
+                        "hive_partitioning = false)", [failed])
+            audit["rows_quarantined"] += con.execute("SELECT count(*) FROM read_parquet(?, "
+                                                     "hive_partitioning = false)", [failed]).fetchone()[0]
+            for f in failed:
+                con.execute("INSERT INTO meta.loaded_batches VALUES (?, ?, ?, ?, 0, 0, ?)",
+                            [provider, entity, "failed", Path(f).name, dt.datetime.now(dt.timezone.utc)])
         if q_files:
             con.execute("INSERT INTO meta.quarantine BY NAME SELECT * FROM read_parquet(?, union_by_name = true, hive_partitioning = false)",
                         [q_files])
-            audit["rows_quarantined"] = sum(m["quarantined"] for m in manifests)
+            audit["rows_quarantined"] += sum(m["quarantined"] for m in manifests)
         now = dt.datetime.now(dt.timezone.utc)
         for m in manifests:
             con.execute("INSERT INTO meta.loaded_batches VALUES (?, ?, ?, ?, ?, ?, ?)",
