@@ -131,8 +131,10 @@ def load(run_id: str, providers: Iterable[str] | None = None) -> list[dict[str, 
     from invoice_warehouse.registry import PROVIDERS
     from invoice_warehouse.warehouse.load import load_all
 
-    chosen = [PROVIDERS[p] for p in (providers or PROVIDERS)]
-    audits = load_all(config.work_db(), config.landing_dir(), chosen, run_id=run_id)
+    chosen = set(providers or PROVIDERS)
+    # Providers not chosen still get their (empty) raw tables, so every dbt source exists.
+    audits = load_all(config.work_db(), config.landing_dir(), list(PROVIDERS.values()), run_id=run_id,
+                      only_create={p for p in PROVIDERS if p not in chosen})
     for a in audits:
         if a["rows_quarantined"]:
             log.warning("quarantined %s.%s: %d rows", a["provider"], a["entity"], a["rows_quarantined"])

@@ -62,13 +62,33 @@ def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[st
     return {r[0]: r[1] for r in rows}
 
 
+def ensure_table(con: duckdb.DuckDBPyConnection, provider: str, entity: str, arrow_schema: Any) -> None:
+    """Nothing landed yet: an empty table of the declared shape, so every dbt source exists."""
+    if arrow_schema is None or _columns(con, f"raw_{provider}", entity):
+        return
+    import pyarrow as pa
+
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(f'raw_{provider}')}")
+    empty = pa.Table.from_batches([], schema=arrow_schema)
+    con.register("_iwh_empty", empty)
+    try:
+        con.execute(f"CREATE TABLE {q(f'raw_{provider}')}.{q(entity)} AS SELECT * FROM _iwh_empty")
+    finally:
+        con.unregister("_iwh_empty")
+
+
 def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: str, entity: str,
                 primary_key: Sequence[str], *, run_id: str = "manual",
-                windows: Iterable[str] | None = None) -> dict[str, Any]:
+                windows: Iterable[str] | None = None, arrow_schema: Any = None) -> dict[str, Any]:
     """Merge every committed, not-yet-loaded batch of ``provider``/``entity`` into its raw table."""
     started = time.monotonic()
     ensure_meta(con)
     wanted = set(windows) if windows is not None else None
+    if wanted is not None and not wanted:
+        ensure_table(con, provider, entity, arrow_schema)
+        return {"run_id": run_id, "provider": provider, "entity": entity, "windows": "", "batches": 0,
+                "rows_read": 0, "rows_inserted": 0, "rows_updated": 0, "rows_unchanged": 0,
+                "rows_quarantined": 0, "seconds": 0.0}
     loaded = {r[0] for r in con.execute(
         "SELECT batch_id FROM meta.loaded_batches WHERE provider = ? AND entity = ?",
         [provider, entity]).fetchall()}
@@ -127,6 +147,7 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
             audit["rows_inserted"] = applied - updated
             audit["rows_updated"] = updated
             audit["rows_unchanged"] = deduped - applied
+        ensure_table(con, provider, entity, arrow_schema)
         q_files = [m["quarantine_path"] for m in manifests if m.get("quarantine_path")]
         failed = [str(p) for p in failed_quarantine_files(landing, provider, entity) if p.name not in loaded]
         if failed:
@@ -162,8 +183,11 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
 
 
 def load_all(db_path: Path | str, landing: Path | str, specs: Iterable[Any], *, run_id: str = "manual",
-             entities: dict[str, Iterable[str]] | None = None) -> list[dict[str, Any]]:
-    """Load every stream of every provider spec (or the chosen ``entities`` per provider)."""
+             entities: dict[str, Iterable[str]] | None = None,
+             only_create: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Load every stream of every provider spec (or the chosen ``entities`` per provider); providers in
+    ``only_create`` just get their raw tables created (empty) if they do not exist yet."""
+    only_create = set(only_create)
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     out = []
     with duckdb.connect(str(db_path)) as con:
@@ -173,6 +197,7 @@ def load_all(db_path: Path | str, landing: Path | str, specs: Iterable[Any], *, 
                 if chosen is not None and stream.name not in chosen:
                     continue
                 out.append(load_entity(con, landing, spec.name, stream.name, stream.primary_key,
-                                       run_id=run_id))
+                                       run_id=run_id, arrow_schema=stream.schema.arrow_schema(),
+                                       windows=[] if spec.name in only_create else None))
         con.execute("CHECKPOINT")
     return out
