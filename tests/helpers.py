@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+
 from invoice_warehouse.engine.hook import build_client
 from invoice_warehouse.engine.http import HttpClient, RetryPolicy
 from invoice_warehouse.engine.runner import run_stream

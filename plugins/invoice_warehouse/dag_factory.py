@@ -85,16 +85,17 @@ def make_extract_dag(spec: ProviderSpec) -> DAG:
         },
     ) as dag:
 
+        def plan_stage(provider: str, stage: int) -> list[dict[str, Any]]:
+            ctx = get_current_context()
+            items = pipeline.plan(provider, ctx["params"], ctx.get("data_interval_start"),
+                                  ctx.get("data_interval_end"))
+            return [i for i in items if i["stage"] == stage]
+
         @task(task_id="plan")
         def plan_task(provider: str) -> list[dict[str, Any]]:
-            ctx = get_current_context()
-            return pipeline.plan(provider, ctx["params"], ctx.get("data_interval_start"),
-                                 ctx.get("data_interval_end"))
+            return plan_stage(provider, 1)
 
-        @task(task_id="extract", pool=pipeline.api_pool(spec.name), outlets=[alias],
-              map_index_template="{{ task.op_kwargs['item']['entity'] }}",
-              retry_delay=dt.timedelta(seconds=30))
-        def extract_task(item: dict[str, Any]) -> dict[str, Any]:
+        def run_item(item: dict[str, Any]) -> dict[str, Any]:
             ctx = get_current_context()
             result = pipeline.extract(item, ctx["run_id"])
             ctx["outlet_events"][AssetAlias(f"landing_{item['provider']}")].add(
@@ -103,7 +104,28 @@ def make_extract_dag(spec: ProviderSpec) -> DAG:
                 extra={k: result[k] for k in ("records", "quarantined", "windows")})
             return result
 
-        extract_task.expand(item=plan_task(spec.name))
+        mapped = {"pool": pipeline.api_pool(spec.name), "outlets": [alias],
+                  "map_index_template": "{{ task.op_kwargs['item']['entity'] }}",
+                  "retry_delay": dt.timedelta(seconds=30)}
+
+        @task(task_id="extract", **mapped)
+        def extract_task(item: dict[str, Any]) -> dict[str, Any]:
+            return run_item(item)
+
+        first = extract_task.expand(item=plan_task(spec.name))
+        if any(s.ids_from for s in spec.streams):
+            # Streams fed by ids other streams landed (IDH products) run once those have landed.
+            @task(task_id="plan_dependent")
+            def plan_dependent_task(provider: str) -> list[dict[str, Any]]:
+                return plan_stage(provider, 2)
+
+            @task(task_id="extract_dependent", **mapped)
+            def extract_dependent_task(item: dict[str, Any]) -> dict[str, Any]:
+                return run_item(item)
+
+            dependent = plan_dependent_task(spec.name)
+            first >> dependent
+            extract_dependent_task.expand(item=dependent)
     return dag
 
 

@@ -64,6 +64,14 @@ def plan(provider: str, params: Mapping[str, Any], interval_start: dt.datetime |
     unknown = sorted(full - set(names))
     if unknown:
         raise ValueError(f"full_refresh names unknown {provider} entities {unknown}; it has {names}")
+    # A stream fed by the ids of other streams needs them landed for the same window: same refresh.
+    for stream in spec.streams:
+        if stream.name in wanted:
+            for src in stream.ids_from:
+                if src.stream not in wanted:
+                    wanted.append(src.stream)
+                if stream.name in full:
+                    full.add(src.stream)
     start = _date(params.get("date_start")) or _date(interval_start)
     end_incl = _date(params.get("date_end"))
     end = end_incl + dt.timedelta(days=1) if end_incl else _date(interval_end)
@@ -79,6 +87,7 @@ def plan(provider: str, params: Mapping[str, Any], interval_start: dt.datetime |
             "start": (HISTORY_START if refresh else start).isoformat(),
             "end": end.isoformat(),
             "full_refresh": refresh,
+            "stage": 2 if spec.stream(entity).ids_from else 1,
         })
     return items
 
@@ -96,8 +105,9 @@ def extract(item: Mapping[str, Any], run_id: str) -> dict[str, Any]:
     start, end = dt.date.fromisoformat(item["start"]), dt.date.fromisoformat(item["end"])
     totals = {"provider": provider, "entity": entity, "windows": 0, "records": 0, "quarantined": 0,
               "pages": 0}
-    if item.get("full_refresh") or stream.window is None:
-        # No date filter (full sweep) or a full refresh: one partition for the whole range.
+    if item.get("full_refresh") or (stream.window is None and not stream.ids_from):
+        # No date filter (full sweep) or a full refresh: one partition for the whole range. A stream
+        # fed by ids_from (IDH products) follows its sources' daily windows: its ids are per window.
         windows = [(dt.datetime.combine(start, dt.time(), UTC), dt.datetime.combine(end, dt.time(), UTC),
                     ("full-" if item.get("full_refresh") else "sweep-") + (end - dt.timedelta(days=1)).isoformat())]
     else:

@@ -70,11 +70,11 @@ def test_plan_uses_the_data_interval_and_params():
     start = dt.datetime(2025, 3, 1, tzinfo=dt.timezone.utc)
     items = pipeline.plan("akinon", {}, start, start + dt.timedelta(days=1))
     assert items[0] == {"provider": "akinon", "entity": "invoices", "start": "2025-03-01",
-                        "end": "2025-03-02", "full_refresh": False}
+                        "end": "2025-03-02", "full_refresh": False, "stage": 1}
     items = pipeline.plan("akinon", {"entities": ["invoices"], "date_start": "2025-02-01",
                                      "date_end": "2025-02-03", "full_refresh": ["invoices"]}, None, None)
     assert items == [{"provider": "akinon", "entity": "invoices", "start": "2025-01-01",
-                      "end": "2025-02-04", "full_refresh": True}]
+                      "end": "2025-02-04", "full_refresh": True, "stage": 1}]
 
 
 def test_plan_rejects_unknown_entities():

@@ -10,6 +10,7 @@ import time
 from decimal import Decimal
 
 import pytest
+
 from invoice_warehouse.engine.http import ApiError, AuthError
 from invoice_warehouse.engine.runner import run_stream
 from invoice_warehouse.providers import shopwave as p
@@ -17,7 +18,6 @@ from invoice_warehouse.registry import HOOKS, PROVIDERS
 from invoice_warehouse.warehouse.dbt import run_dbt
 from simulators import shopwave as sw
 from simulators.world import World, WorldConfig
-
 from tests.helpers import client, conn_info, day, extract, extract_and_load, query
 
 START, END = day("2025-03-01"), day("2025-03-15")

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 import requests
+
 from simulators import shopwave as sw
 from simulators.world import World
 

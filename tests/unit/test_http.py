@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from invoice_warehouse.engine.http import (
     ApiError,
     AuthError,
@@ -11,7 +12,6 @@ from invoice_warehouse.engine.http import (
     RetryPolicy,
     parse_json,
 )
-
 from tests.helpers import client
 
 PATH = "/api/v1/oms/invoices/"

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import duckdb
 import pytest
+
 from invoice_warehouse.engine.landing import PartitionWriter
 from invoice_warehouse.engine.schema import Field, Schema
 from invoice_warehouse.warehouse.load import load_entity

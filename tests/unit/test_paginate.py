@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
+
 from invoice_warehouse.engine.paginate import (
     HasNextPaginator,
     NextLinkPaginator,
@@ -12,7 +13,6 @@ from invoice_warehouse.engine.paginate import (
     SinglePaginator,
 )
 from invoice_warehouse.engine.runner import run_stream
-
 from tests.unit.fakes import T0, T1, FakeClient, spec_with
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from invoice_warehouse.provider_info import build_provider_info, get_provider_info
 from invoice_warehouse.registry import HOOKS, PROVIDERS
 

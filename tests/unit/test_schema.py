@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 
 import pytest
+
 from invoice_warehouse.engine.http import parse_json
 from invoice_warehouse.engine.schema import Field, RecordError, Schema
 

@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from invoice_warehouse.engine.crash import crashpoint
 from invoice_warehouse.engine.schema import Schema
 
 QUARANTINE_SCHEMA = pa.schema([
@@ -133,6 +134,7 @@ class PartitionWriter:
             "schema": {f.name: f.type for f in self.schema.fields},
             **stats,
         }
+        crashpoint("landing.before_manifest")
         write_json_atomic(self.dir / MANIFEST, manifest)
         keep = {self.data_name, self.quarantine_name, MANIFEST}
         for old in self.dir.iterdir():

@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from invoice_warehouse.engine.crash import crashpoint
 from invoice_warehouse.engine.http import ApiError, BadResponse, HttpClient
 from invoice_warehouse.engine.landing import PartitionWriter, read_manifests
 from invoice_warehouse.engine.paginate import PaginationError, Request
@@ -133,6 +134,7 @@ class StreamRunner:
             rows.append(row)
             keys.append(key)
         self.writer.write(rows)
+        crashpoint("extract.after_page")
         self.progress.page(len(records), self.log)
         return keys
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 
+from invoice_warehouse.engine.crash import crashpoint
 from invoice_warehouse.engine.landing import failed_quarantine_files, read_manifests
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
             updated = con.execute(
                 f"SELECT count(*) FROM _stage s WHERE EXISTS (SELECT 1 FROM {target} t WHERE {on})").fetchone()[0]
             con.execute(f"DELETE FROM {target} t USING _stage s WHERE {on}")
+            crashpoint("load.between_delete_and_insert")
             con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _stage")
             con.execute("DROP TABLE _stage")
             deduped = audit["rows_read"]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import duckdb
 
+from invoice_warehouse.engine.crash import crashpoint
+
 
 def publish(work_db: Path | str, published_db: Path | str) -> Path:
     work, published = Path(work_db), Path(published_db)
@@ -28,6 +30,7 @@ def publish(work_db: Path | str, published_db: Path | str) -> Path:
         shutil.copyfile(work, tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        crashpoint("publish.before_rename")
         os.replace(tmp, published)
     finally:
         tmp.unlink(missing_ok=True)
