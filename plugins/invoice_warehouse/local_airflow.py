@@ -73,6 +73,8 @@ def airflow_env(api_port: int = UI_PORT, home: Path | None = None) -> dict[str, 
         "IWH_HOME": str(config.home()),
         "IWH_DATA_DIR": str(config.data_dir()),
         "PYTHONUNBUFFERED": "1",
+        # standalone starts its components as `airflow ...` from PATH: this interpreter's first.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     }
 
 

@@ -112,6 +112,12 @@ def extract(item: Mapping[str, Any], run_id: str) -> dict[str, Any]:
                     ("full-" if item.get("full_refresh") else "sweep-") + (end - dt.timedelta(days=1)).isoformat())]
     else:
         windows = list(iter_windows(start, end))
+        back = int(spec.lookback_days.get(entity, 0))
+        if back:
+            # Late changes: the run's first window also re-reads the `back` days before it (one wider
+            # request, not `back` extra windows); the loader keeps the latest extraction of each record.
+            s0, e0, label0 = windows[0]
+            windows[0] = (s0 - dt.timedelta(days=back), e0, label0)
     for s, e, label in windows:
         manifest = run_stream(client, spec, stream, start=s, end=e, landing=config.landing_dir(),
                               window_label=label, run_id=run_id,

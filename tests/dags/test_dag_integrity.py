@@ -82,3 +82,29 @@ def test_plan_rejects_unknown_entities():
 
     with pytest.raises(ValueError, match=r"akinon has no entities \['nope'\]"):
         pipeline.plan("akinon", {"entities": ["nope"]}, None, None)
+
+
+def test_lookback_widens_only_the_first_window(monkeypatch, tmp_path):
+    """A run re-reads the provider's look-back days in one wider first request, then day by day."""
+    import invoice_warehouse.engine.runner as runner
+    from invoice_warehouse.registry import HOOKS
+
+    calls = []
+
+    def fake_run_stream(client, spec, stream, *, start, end, landing, window_label, run_id, extra_manifest):
+        calls.append((stream.name, start.date().isoformat(), end.date().isoformat(), window_label))
+        return {"records": 0, "quarantined": 0, "pages": 1}
+
+    monkeypatch.setattr(runner, "run_stream", fake_run_stream)
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(HOOKS["dealpos"], "get_conn",
+                        lambda self: SimpleNamespace(stats=SimpleNamespace(requests=0, retries=0)))
+    monkeypatch.setenv("IWH_DATA_DIR", str(tmp_path))
+    item = {"provider": "dealpos", "entity": "invoices", "start": "2025-03-01", "end": "2025-03-04",
+            "full_refresh": False, "stage": 1}
+    totals = pipeline.extract(item, "run")
+    assert calls == [("invoices", "2025-02-15", "2025-03-02", "2025-03-01"),
+                     ("invoices", "2025-03-02", "2025-03-03", "2025-03-02"),
+                     ("invoices", "2025-03-03", "2025-03-04", "2025-03-03")]
+    assert totals["windows"] == 3

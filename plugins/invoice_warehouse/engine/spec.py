@@ -200,6 +200,9 @@ class ProviderSpec:
     placeholders: Mapping[str, str] = field(default_factory=dict)
     hidden_fields: tuple[str, ...] = ("schema", "port", "extra")
     extra_fields: tuple[ConnField, ...] = ()
+    #: stream -> days re-read before each run's window, for late changes the date filter cannot see
+    #: (a payment on an invoice sold last week). Applied by the pipeline to the first day of a run.
+    lookback_days: Mapping[str, int] = field(default_factory=dict)
     doc: str = ""
 
     @property

@@ -226,6 +226,9 @@ SPEC = ProviderSpec(
     name="dealpos",
     title="DealPOS",
     conn_type="dealpos",
+    # Invoices and returns are filtered by sell date, but payments, returns and voids reach older
+    # invoices later: each run re-reads the two weeks before its window (one wider request).
+    lookback_days={"invoices": 14, "returns": 14},
     auth=_auth,
     streams=(INVOICES, RETURNS, PAYMENTS_RECEIVED, OUTLETS, CUSTOMERS, PRODUCTS),
     rate_limit=(50, 180),

@@ -248,6 +248,9 @@ SPEC = ProviderSpec(
     name="idh",
     title="IDH API Manager",
     conn_type="idh",
+    # Orders, returns and invoices are filtered by creation date; their status and payments change
+    # later (instalments, confirmations): each run re-reads the days before its window.
+    lookback_days={"invoices": 14, "orders": 7, "returns": 7},
     auth=_auth,
     # products last: its ids come from orders and returns landed for the same window
     streams=(ORDERS, INVOICES, PAYMENTS, CUSTOMERS, RETURNS, PRODUCTS),
