@@ -177,9 +177,9 @@ def test_auth_failure_names_the_connection_never_the_secrets(sim, override):
     with pytest.raises(AuthError) as err:
         c.request_json("GET", "/public/v2/invoices")
     msg = str(err.value)
-    assert msg == ("connection 'redex_default' was refused by POST /public/v2/connect/token: HTTP 401 "
-                   "(Unauthorized); check the Client ID, Client Secret and API key stored in that Airflow "
-                   "connection")
+    assert msg == ("connection 'redex_default' was refused by POST /redex/public/v2/connect/token: HTTP 401 "
+                   '({"Data":null,"Meta":null,"Errors":null,"StatusCode":401,"Message":"Unauthorized"}); '
+                   "check the Client ID, Client Secret and API key stored in that Airflow connection")
     secrets = [*override.values(), *sim.state.credentials["redex"].values()]
     assert not any(s in msg for s in secrets)
 

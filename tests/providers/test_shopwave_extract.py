@@ -119,8 +119,10 @@ def test_missing_version_header_is_913(sim):
 
 
 @pytest.mark.parametrize(("override", "status", "reason"), [
-    ({"client_secret": "wrong-secret-0451"}, 401, "invalid_client: The client credentials are invalid"),
-    ({"refresh_token": "revoked-refresh-0451"}, 400, "invalid_grant: Invalid refresh token"),
+    ({"client_secret": "wrong-secret-0451"}, 401,
+     '{"error":"invalid_client","error_description":"The client credentials are invalid"}'),
+    ({"refresh_token": "revoked-refresh-0451"}, 400,
+     '{"error":"invalid_grant","error_description":"Invalid refresh token"}'),
 ])
 def test_auth_failure_names_the_connection_never_a_secret(sim, tmp_path, override, status, reason):
     spec = PROVIDERS["shopwave"]
@@ -129,8 +131,8 @@ def test_auth_failure_names_the_connection_never_a_secret(sim, tmp_path, overrid
                    landing=tmp_path, window_label="2025-03-01", run_id="test")
     assert err.value.status == status
     msg = str(err.value)
-    assert msg == (f"connection 'shopwave_default': the Shopwave token endpoint refused the refresh-token grant "
-                   f"with HTTP {status} ({reason}); check the Client ID, Client Secret and refresh token stored "
+    assert msg == (f"connection 'shopwave_default' was refused by POST /shopwave/oauth/token: HTTP {status} "
+                   f"({reason}); check the Client ID, Client Secret and refresh token stored "
                    "in that Airflow connection (a revoked refresh token needs the merchant's consent again)")
     for secret in [*override.values(), *sw.CREDENTIALS.values()]:
         assert secret not in msg

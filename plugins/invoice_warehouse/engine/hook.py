@@ -50,15 +50,25 @@ def build_client(spec: ProviderSpec, conn: ConnInfo, *, retry: RetryPolicy | Non
     """An HttpClient for ``spec`` from connection parts (used by the hook, the tests and the benchmarks)."""
     if not conn.host:
         raise ValueError(f"connection {conn.conn_id!r} has no host (the provider's base URL)")
+    holder: list[HttpClient] = []
+
+    def secret(value: str) -> None:
+        on_secret(value)
+        if holder:
+            holder[0].add_secret(value)
+        else:
+            pending.append(value)
+
+    pending: list[str] = []
     for s in conn.secrets():
-        on_secret(s)
+        secret(s)
     limit = scaled_rate_limit(spec)
     host = conn.host if "://" in conn.host else f"https://{conn.host}"
     verify = conn.extra.get("verify_tls", True) not in (False, "false", "False", "0")
-    return HttpClient(
+    client = HttpClient(
         host,
         conn_id=conn.conn_id,
-        auth=spec.auth(conn, on_secret),
+        auth=spec.auth(conn, secret),
         retry=retry,
         rate_limiter=RateLimiter(*limit) if limit else None,
         default_headers=spec.default_headers,
@@ -67,6 +77,10 @@ def build_client(spec: ProviderSpec, conn: ConnInfo, *, retry: RetryPolicy | Non
         pool_size=max(16, spec.max_concurrency * 2),
         **kw,
     )
+    holder.append(client)
+    for value in pending:
+        client.add_secret(value)
+    return client
 
 
 class ProviderHook(BaseHook):  # type: ignore[misc,valid-type]

@@ -216,6 +216,16 @@ class HttpClient:
         self._local = threading.local()
         self._pool_size = pool_size
         self._auth_lock = threading.Lock()
+        self.secrets: set[str] = set()  # every credential and token: scrubbed from error messages
+
+    def add_secret(self, secret: str | None) -> None:
+        if secret and len(secret) >= 4:
+            self.secrets.add(secret)
+
+    def scrub(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
 
     # One session per thread: requests.Session is not documented as thread-safe.
     @property
@@ -255,21 +265,34 @@ class HttpClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
+        form: Mapping[str, Any] | None = None,
+        authenticate: bool = True,
+        refused_hint: str = "check the credentials stored in that Airflow connection",
     ) -> tuple[Any, requests.Response]:
-        """Send a request and return (parsed JSON, response), retrying what is worth retrying."""
+        """Send a request and return (parsed JSON, response), retrying what is worth retrying.
+
+        ``authenticate=False`` is for the token endpoints themselves (the auth strategies' grants): no
+        auth header, no refresh on 401, and a 400/401/403 is a refusal of the credentials (OAuth2
+        answers a bad grant with 400): an AuthError ending with ``refused_hint``. Messages never carry a
+        registered secret.
+        """
         url = self.url(path)
         where = f"{method} {urlsplit(url).path}"
+        refused = (400, 401, 403) if not authenticate else (401, 403)
         refreshed = False
         attempt = 0
         while True:
             attempt += 1
             hdrs = {"Accept": "application/json", **self.default_headers, **(headers or {})}
-            hdrs.update(self.auth.headers(self))
-            data = None
+            if authenticate:
+                hdrs.update(self.auth.headers(self))
+            data: Any = None
             if json_body is not None:
                 # DealPOS 500s on bodyless requests that declare JSON: only send it with a body.
                 hdrs["Content-Type"] = "application/json"
                 data = json.dumps(json_body, default=str).encode()
+            elif form is not None:
+                data = dict(form)  # application/x-www-form-urlencoded
             reason: str
             wait: float | None = None
             try:
@@ -283,27 +306,25 @@ class HttpClient:
                 self.stats.count(None)
             else:
                 status = resp.status_code
-                if status == 401 and self.auth.can_refresh and not refreshed:
+                if status == 401 and authenticate and self.auth.can_refresh and not refreshed:
                     refreshed = True
                     with self._auth_lock:
                         self.auth.refresh(self)
                     self.stats.refreshes += 1
                     attempt -= 1  # a refresh is not a failed attempt
                     continue
-                if status in (401, 403):
-                    raise AuthError(
+                if status in refused:
+                    raise AuthError(self.scrub(
                         f"connection {self.conn_id!r} was refused by {where}: HTTP {status} "
-                        f"{_short_error(resp)}; check the credentials stored in that Airflow connection",
-                        status=status,
-                    )
+                        f"{_short_error(resp)}; {refused_hint}"), status=status)
                 if status in RETRYABLE_STATUS:
                     reason = f"HTTP {status}"
                     wait = retry_after_seconds(resp)
                     if status == 429 and wait is not None and self.limiter:
                         self.limiter.pause(wait)
                 elif status >= 400:
-                    raise ApiError(f"connection {self.conn_id!r}: {where} failed with HTTP {status} "
-                                   f"{_short_error(resp)}", status=status)
+                    raise ApiError(self.scrub(f"connection {self.conn_id!r}: {where} failed with HTTP {status} "
+                                              f"{_short_error(resp)}"), status=status)
                 else:
                     try:
                         body = parse_json(resp.content)
@@ -318,8 +339,9 @@ class HttpClient:
                             return body, resp
                         message, retryable = problem
                         if not retryable:
-                            raise ApiError(f"connection {self.conn_id!r}: {where} answered with an error: "
-                                           f"{message}", status=status)
+                            cls = AuthError if not authenticate else ApiError
+                            raise cls(self.scrub(f"connection {self.conn_id!r}: {where} answered with an "
+                                                 f"error: {message}"), status=status)
                         reason = f"body error: {message}"
             if attempt >= self.retry.max_attempts:
                 raise ApiError(f"connection {self.conn_id!r}: {where} still failing after {attempt} "

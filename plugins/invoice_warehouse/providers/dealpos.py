@@ -19,16 +19,11 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-import requests
-
 from invoice_warehouse.engine.auth import TokenAuth, TokenGrant
 from invoice_warehouse.engine.hook import ProviderHook
 from invoice_warehouse.engine.http import (
-    RETRYABLE_STATUS,
-    ApiError,
     AuthError,
     HttpClient,
-    retry_after_seconds,
 )
 from invoice_warehouse.engine.paginate import PageNumberPaginator
 from invoice_warehouse.engine.schema import Field, Schema
@@ -55,50 +50,21 @@ def _pages(page_size: int = PAGE_SIZE, in_body: bool = True) -> Callable[[], Pag
 
 
 def _grant(conn: ConnInfo) -> Callable[[HttpClient, TokenGrant | None], TokenGrant]:
-    """Client-credentials grant. Retries transient failures itself: it runs inside the engine's
-    request loop, before the request it authorises is sent."""
+    """Client-credentials grant (``POST Token/OAuth2`` with a JSON body of GUIDs), retried like any call."""
 
     def grant(client: HttpClient, _previous: TokenGrant | None) -> TokenGrant:
         if not conn.login or not conn.password:
             raise AuthError(f"connection {conn.conn_id!r} needs a Client ID (login) and a Client Secret "
                             "(password)")
-        where = f"POST {TOKEN_PATH}"
-        body = {"client_id": conn.login, "client_secret": conn.password}
-        attempt = 0
-        while True:
-            attempt += 1
-            wait = None
-            try:
-                resp = client.raw_request("POST", client.url(TOKEN_PATH), json=body)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                reason = type(exc).__name__
-            else:
-                if resp.status_code in (400, 401, 403):
-                    text = resp.text[:200].replace("\n", " ")
-                    raise AuthError(f"connection {conn.conn_id!r}: DealPOS refused the client credentials "
-                                    f"({where}: HTTP {resp.status_code} {text}); check the Client ID and "
-                                    "Client Secret stored in that Airflow connection", status=resp.status_code)
-                if resp.status_code in RETRYABLE_STATUS:
-                    reason = f"HTTP {resp.status_code}"
-                    wait = retry_after_seconds(resp)
-                    if resp.status_code == 429 and wait is not None and client.limiter:
-                        client.limiter.pause(wait)
-                elif resp.status_code >= 400:
-                    raise ApiError(f"connection {conn.conn_id!r}: {where} failed with HTTP {resp.status_code}",
-                                   status=resp.status_code)
-                else:
-                    try:
-                        data = resp.json()
-                        return TokenGrant(access_token=data["access_token"],
-                                          expires_in=float(data.get("expires_in") or DEFAULT_EXPIRES_IN),
-                                          token_type=data.get("token_type") or "Bearer")
-                    except (ValueError, KeyError, TypeError):
-                        reason = "token response without access_token"  # e.g. an HTML maintenance page
-            if attempt >= client.retry.max_attempts:
-                raise ApiError(f"connection {conn.conn_id!r}: {where} still failing after {attempt} attempts "
-                               f"(last: {reason})", retryable=True)
-            client.stats.retried(f"token {reason}")
-            client._sleep(wait if wait is not None else client.retry.backoff(attempt))
+        data, _ = client.request_json(
+            "POST", TOKEN_PATH, json_body={"client_id": conn.login, "client_secret": conn.password},
+            authenticate=False,
+            refused_hint="check the Client ID and Client Secret stored in that Airflow connection")
+        if not isinstance(data, dict) or not data.get("access_token"):
+            raise AuthError(f"connection {conn.conn_id!r}: POST {TOKEN_PATH} answered without an access_token")
+        return TokenGrant(access_token=str(data["access_token"]),
+                          expires_in=float(data.get("expires_in") or DEFAULT_EXPIRES_IN),
+                          token_type=str(data.get("token_type") or "Bearer"))
 
     return grant
 

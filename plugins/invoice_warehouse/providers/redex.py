@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -48,10 +47,7 @@ from invoice_warehouse.engine.http import (
     RETRYABLE_STATUS,
     ApiError,
     AuthError,
-    BadResponse,
     HttpClient,
-    parse_json,
-    retry_after_seconds,
 )
 from invoice_warehouse.engine.paginate import PageNumberPaginator
 from invoice_warehouse.engine.schema import Field, Schema
@@ -120,51 +116,12 @@ class ApiKeyGrant:
         return grant
 
     def _request(self, client: HttpClient, path: str, payload: dict[str, str]) -> TokenGrant:
-        where = f"POST {path}"
-        policy = client.retry
-        attempt = 0
-        while True:
-            attempt += 1
-            wait: float | None = None
-            try:
-                resp = client.raw_request("POST", client.url(path), data=json.dumps(payload).encode(),
-                                          headers={"Content-Type": "application/json",
-                                                   "Accept": "application/json"})
-            except (requests.Timeout, requests.ConnectionError,
-                    requests.exceptions.ChunkedEncodingError) as exc:
-                reason = type(exc).__name__
-            else:
-                status = resp.status_code
-                if status in (400, 401, 403):
-                    # Never echo the request: it holds the ApiKey and the ClientSecret.
-                    raise AuthError(
-                        f"connection {self.conn_id!r} was refused by {where}: HTTP {status} "
-                        f"{_message(resp)}; check the Client ID, Client Secret and API key stored in that "
-                        "Airflow connection", status=status)
-                if status in RETRYABLE_STATUS:
-                    reason, wait = f"HTTP {status}", retry_after_seconds(resp)
-                elif status >= 400:
-                    raise ApiError(f"connection {self.conn_id!r}: {where} failed with HTTP {status} "
-                                   f"{_message(resp)}", status=status)
-                else:
-                    try:
-                        body = parse_json(resp.content)
-                    except BadResponse as exc:
-                        reason = exc.args[0]
-                    else:
-                        problem = body_check(body)
-                        if problem is None:
-                            return self._grant(body, where)
-                        message, retryable = problem
-                        if not retryable:
-                            raise AuthError(f"connection {self.conn_id!r} was refused by {where}: {message}",
-                                            status=status)
-                        reason = message
-            if attempt >= policy.max_attempts:
-                raise ApiError(f"connection {self.conn_id!r}: {where} still failing after {attempt} attempts "
-                               f"(last: {reason})", retryable=True)
-            client.stats.retried(f"token {reason}".split(":")[0])
-            time.sleep(wait if wait is not None else policy.backoff(attempt))
+        # The engine's retry loop (connection errors, bad bodies, 429/5xx with Retry-After); a refusal is
+        # an AuthError that never echoes the request (it holds the ApiKey and the ClientSecret).
+        body, _ = client.request_json(
+            "POST", path, json_body=payload, authenticate=False,
+            refused_hint="check the Client ID, Client Secret and API key stored in that Airflow connection")
+        return self._grant(body, f"POST {path}")
 
     def _grant(self, body: Mapping[str, Any], where: str) -> TokenGrant:
         data = body.get("Data") if isinstance(body.get("Data"), Mapping) else {}

@@ -20,22 +20,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
-
-import requests
 
 from invoice_warehouse.engine.auth import TokenAuth, TokenGrant
 from invoice_warehouse.engine.hook import ProviderHook
 from invoice_warehouse.engine.http import (
-    RETRYABLE_STATUS,
-    ApiError,
     AuthError,
-    BadResponse,
     HttpClient,
-    parse_json,
-    retry_after_seconds,
 )
 from invoice_warehouse.engine.paginate import SinglePaginator, dig
 from invoice_warehouse.engine.schema import Field, Schema
@@ -50,13 +42,6 @@ RETRYABLE_API_ERRORS = frozenset({"919", "914", "899"})
 
 
 # --- auth --------------------------------------------------------------------------------------------
-def _scrub(text: str, secrets: list[str]) -> str:
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
-    return text
-
-
 def refresh_token_grant(conn: ConnInfo, token_url: str) -> Callable[[HttpClient, TokenGrant | None], TokenGrant]:
     """The OAuth2 refresh-token grant (RFC 6749 section 6) as a TokenAuth grant function.
 
@@ -64,7 +49,6 @@ def refresh_token_grant(conn: ConnInfo, token_url: str) -> Callable[[HttpClient,
     with the client's retry policy; a refusal (bad client or refresh token) fails at once with a message
     naming the connection and never a secret.
     """
-    secrets = conn.secrets()
 
     def grant(client: HttpClient, previous: TokenGrant | None) -> TokenGrant:
         # A rotated refresh token from the previous grant wins over the stored one (within a run).
@@ -72,46 +56,17 @@ def refresh_token_grant(conn: ConnInfo, token_url: str) -> Callable[[HttpClient,
                    else conn.extra.get("refresh_token"))
         form = {"grant_type": "refresh_token", "client_id": conn.login, "client_secret": conn.password,
                 "refresh_token": refresh}
-        attempt = 0
-        while True:
-            attempt += 1
-            wait = None
-            try:
-                resp = client.raw_request("POST", token_url, data=form, headers={"Accept": "application/json"})
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                problem = type(exc).__name__
-            else:
-                status = resp.status_code
-                if status in RETRYABLE_STATUS:
-                    problem, wait = f"HTTP {status}", retry_after_seconds(resp)
-                elif status >= 400:
-                    try:
-                        body = resp.json()
-                        why = f"{body.get('error')}: {body.get('error_description')}"
-                    except ValueError:
-                        why = resp.text[:200]
-                    raise AuthError(_scrub(
-                        f"connection {conn.conn_id!r}: the Shopwave token endpoint refused the refresh-token "
-                        f"grant with HTTP {status} ({why}); check the Client ID, Client Secret and refresh "
-                        "token stored in that Airflow connection (a revoked refresh token needs the "
-                        "merchant's consent again)", secrets), status=status)
-                else:
-                    try:
-                        body = parse_json(resp.content)
-                    except BadResponse as exc:
-                        problem = exc.args[0]
-                    else:
-                        if not isinstance(body, Mapping) or not body.get("access_token"):
-                            raise AuthError(f"connection {conn.conn_id!r}: the Shopwave token endpoint "
-                                            "answered without an access_token", status=status)
-                        return TokenGrant(access_token=str(body["access_token"]),
-                                          expires_in=float(body.get("expires_in") or 3600),
-                                          token_type=str(body.get("token_type") or "Bearer"),
-                                          refresh_token=body.get("refresh_token") or refresh)
-            if attempt >= client.retry.max_attempts:
-                raise ApiError(f"connection {conn.conn_id!r}: the Shopwave token endpoint still failing after "
-                               f"{attempt} attempts (last: {problem})", retryable=True)
-            time.sleep(wait if wait is not None else client.retry.backoff(attempt))
+        body, _ = client.request_json(
+            "POST", token_url, form=form, authenticate=False,
+            refused_hint="check the Client ID, Client Secret and refresh token stored in that Airflow "
+                         "connection (a revoked refresh token needs the merchant's consent again)")
+        if not isinstance(body, Mapping) or not body.get("access_token"):
+            raise AuthError(f"connection {conn.conn_id!r}: the Shopwave token endpoint answered without an "
+                            "access_token")
+        return TokenGrant(access_token=str(body["access_token"]),
+                          expires_in=float(body.get("expires_in") or 3600),
+                          token_type=str(body.get("token_type") or "Bearer"),
+                          refresh_token=body.get("refresh_token") or refresh)
 
     return grant
 
