@@ -70,6 +70,8 @@ def airflow_env(api_port: int = UI_PORT, home: Path | None = None) -> dict[str, 
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{api_port}/execution/",
         # The connection form's Test button (off by default since 2.7).
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        # A laptop: eight task processes at most (the LocalExecutor forks one worker per slot).
+        "AIRFLOW__CORE__PARALLELISM": "8",
         "IWH_HOME": str(config.home()),
         "IWH_DATA_DIR": str(config.data_dir()),
         "PYTHONUNBUFFERED": "1",
@@ -120,7 +122,7 @@ def free_port() -> int:
 
 
 def get_json(url: str, timeout: float = 10) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local URLs only
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         return json.loads(resp.read())
 
 
@@ -132,9 +134,12 @@ class Simulators:
 
     def __init__(self, port: int | None = None, *, seed: int = 7, scale: float = 1.0,
                  as_of: str | None = None, faults: Mapping[str, Mapping[str, Any]] | None = None,
-                 log: Path | None = None):
-        self.port = port or (SIM_PORT if port_free(SIM_PORT) else free_port())
-        self.url = f"http://127.0.0.1:{self.port}"
+                 log: Path | None = None, url: str | None = None):
+        #: ``url``: simulators that already run elsewhere (docker compose's ``simulators`` service);
+        #: then :meth:`start` only waits for them to answer.
+        self.external = url is not None
+        self.port = port or (SIM_PORT if self.external or port_free(SIM_PORT) else free_port())
+        self.url = url.rstrip("/") if url else f"http://127.0.0.1:{self.port}"
         self.cmd = [sys.executable, "-m", "simulators.server", "--port", str(self.port), "--seed", str(seed),
                     "--scale", str(scale)]
         if as_of:
@@ -145,13 +150,18 @@ class Simulators:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> Simulators:
+        if self.external:
+            return self._wait(timeout)
         if self.log:
             self.log.parent.mkdir(parents=True, exist_ok=True)
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.log or os.devnull, "ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return self._wait(timeout)
+
+    def _wait(self, timeout: float) -> Simulators:
         deadline = time.monotonic() + timeout
         while True:
-            if self.proc.poll() is not None:
+            if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"the simulators exited with {self.proc.returncode} (log: {self.log})")
             try:
                 get_json(f"{self.url}/_sim/health", timeout=2)
@@ -257,18 +267,26 @@ def _import_file(kind: str, payload: Mapping[str, Any], env: Mapping[str, str]) 
         os.unlink(path)
 
 
-def setup_airflow(sim: Simulators, env: Mapping[str, str], log=print) -> dict[str, Any]:
-    """``airflow db migrate``, then the connections and pools (both imports run side by side)."""
+def setup_airflow(sim: Simulators | None, env: Mapping[str, str], log=print,
+                  reserialize: bool = False) -> dict[str, Any]:
+    """``airflow db migrate``, then the pools and (with simulators) the connections, side by side;
+    ``reserialize``: also write the DAGs to the metadata database now (``airflow dags reserialize``),
+    instead of waiting for a dag-processor (the demo's parallel ``dag.test()`` runs need them there
+    first: each would otherwise insert the same new DAG rows at the same moment)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     t0 = time.monotonic()
     run_airflow(["db", "migrate"], env)
     log(f"metadata database migrated ({time.monotonic() - t0:.0f}s)")
-    conns, pls = connections(sim), pools()
-    from concurrent.futures import ThreadPoolExecutor
-
+    conns, pls = connections(sim) if sim else {}, pools()
     with ThreadPoolExecutor(2) as ex:
-        c = ex.submit(_import_file, "connections", conns, env)
-        p = ex.submit(_import_file, "pools", pls, env)
-        c.result(), p.result()
+        jobs = [ex.submit(_import_file, "pools", pls, env)]
+        if conns:
+            jobs.append(ex.submit(_import_file, "connections", conns, env))
+        for job in jobs:
+            job.result()
+    if reserialize:
+        run_airflow(["dags", "reserialize"], env)
     slots = ", ".join(f"{name}={pool['slots']}" for name, pool in pls.items())
     log(f"{len(conns)} connections ({', '.join(conns)}) and {len(pls)} pools ({slots})")
     return {"connections": conns, "pools": pls}
@@ -295,26 +313,44 @@ def wait_for_api(port: int, timeout: float = 240, proc: subprocess.Popen | None 
 
 def start_standalone(env: Mapping[str, str], log_file: Path | None = None) -> subprocess.Popen:
     """``airflow standalone`` in its own process group (so stopping it stops its four components)."""
-    out: Any = None
-    if log_file:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        out = open(log_file, "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen([*airflow_cli(), "standalone"], env={**os.environ, **env}, stdout=out,
-                            stderr=subprocess.STDOUT if out else None, start_new_session=True)
+    cmd, full_env = [*airflow_cli(), "standalone"], {**os.environ, **env}
+    if not log_file:
+        return subprocess.Popen(cmd, env=full_env, start_new_session=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGINT (standalone's clean shutdown), then SIGTERM, then SIGKILL, to ``proc``'s own group."""
-    if proc.poll() is not None:
-        return
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a member we may not signal: treat as alive
+        return True
+    return True
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """Stop ``proc`` (started with ``start_new_session``) and everything in its process group.
+
+    SIGINT is standalone's clean shutdown; then SIGTERM, then SIGKILL. The LocalExecutor's forked
+    workers outlive the scheduler when it exits and ignore SIGTERM while idle, so whatever is left of
+    the group once its leader has gone is killed too (the group is ours: we created it)."""
+    pgid = proc.pid
     for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        if proc.poll() is not None:
+            break
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
+            os.killpg(pgid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    deadline = time.monotonic() + 5
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _group_alive(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
 
 
 def serve_airflow(port: int, sim_port: int | None, *, scale: float = 1.0,
@@ -323,6 +359,10 @@ def serve_airflow(port: int, sim_port: int | None, *, scale: float = 1.0,
     if not port_free(port):
         print(f"port {port} is in use: stop what runs there or pass --port", file=sys.stderr)
         return 2
+    # Ctrl-C (even when started in the background, where SIGINT arrives ignored) and SIGTERM (a service
+    # manager, a test) shut down cleanly: Airflow, then the simulators.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sim = Simulators(sim_port, scale=scale, log=config.data_dir() / "logs" / "simulators.log").start()
     print(f"simulators on {sim.url} (now = {sim.sim_config()['now']})", flush=True)
     proc = None
@@ -384,9 +424,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-file", type=Path, default=None, help="write Airflow's output here, not the terminal")
     p.add_argument("--dbt-docs", action="store_true", help="build and serve the dbt docs site instead")
     p.add_argument("--docs-port", type=int, default=DOCS_PORT)
+    p.add_argument("--setup-only", action="store_true",
+                   help="only migrate, create the pools and the connections, in the current Airflow "
+                        "environment (docker compose's airflow-init); no simulators are started")
+    p.add_argument("--sim-url", default=None,
+                   help="with --setup-only: the running simulators the connections point at "
+                        "(empty: pools only, connections are made by hand for the real APIs)")
     args = p.parse_args(argv)
     if args.dbt_docs:
         return serve_dbt_docs(args.docs_port)
+    if args.setup_only:
+        sim = Simulators(url=args.sim_url).start(timeout=120) if args.sim_url else None
+        setup_airflow(sim, {}, log=lambda m: print(m, flush=True))
+        return 0
     return serve_airflow(args.port, args.sim_port, scale=args.scale, log_file=args.log_file)
 
 

@@ -1,0 +1,1 @@
+"""Operations: the demo, the local Airflow UI (headless Chromium), docker-compose."""
