@@ -347,6 +347,9 @@ class HttpClient:
                 raise ApiError(f"connection {self.conn_id!r}: {where} still failing after {attempt} "
                                f"attempts (last: {reason})", retryable=True)
             self.stats.retried(reason.split(":")[0].split(" (")[0])
+            # A 401 straight after a refresh is a refusal; one after a failed attempt in between (a
+            # timeout, a 5xx) may be the new token expiring in turn: that one may refresh again.
+            refreshed = False
             delay = wait if wait is not None else self.retry.backoff(attempt)
             log.warning("%s: %s, retry %d/%d in %.2fs", where, reason, attempt,
                         self.retry.max_attempts - 1, delay)

@@ -90,6 +90,8 @@ class PageNumberPaginator(Paginator):
     total_items_path: str | None = None
     current_page_path: str | None = None
     parallel: bool = True
+    #: records on a full page when no page size is sent: the first page of a multi-page answer
+    _full_size: int | None = field(default=None, init=False, repr=False)
 
     def _set(self, req: Request, page: int) -> Request:
         values = {self.page_param: page}
@@ -130,7 +132,15 @@ class PageNumberPaginator(Paginator):
         if not records:
             return None
         if total is not None:
-            return self._set(req, page + 1) if page < total else None
+            if page == self.start and total > 1:
+                self._full_size = len(records)
+            if page < total:
+                return self._set(req, page + 1)
+            # A declared count can be stale or wrong (a record inserted ahead while we paged pushes the
+            # last one onto a page the count does not know; a cached count): after a full last page one
+            # more page is asked for, and an empty or short answer ends it.
+            full = self.page_size or self._full_size
+            return self._set(req, page + 1) if full and len(records) >= full else None
         if self.page_size and len(records) < self.page_size:
             return None
         return self._set(req, page + 1)
@@ -143,6 +153,8 @@ class PageNumberPaginator(Paginator):
         if total is None or not records:
             return None
         page = self._page(req)
+        if total > page:
+            self._full_size = len(records)
         return [self._set(req, p) for p in range(page + 1, total + 1)]
 
 
