@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -137,6 +138,10 @@ class PartitionWriter:
         crashpoint("landing.before_manifest")
         write_json_atomic(self.dir / MANIFEST, manifest)
         keep = {self.data_name, self.quarantine_name, MANIFEST}
+        stale = time.time() - 3600  # temp files of extractions killed over an hour ago
+        for tmp in self.dir.glob(".*.tmp"):
+            if tmp.stat().st_mtime < stale:
+                tmp.unlink(missing_ok=True)
         for old in self.dir.iterdir():
             if old.name not in keep and not old.name.startswith((".", "failed-")):
                 old.unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -25,6 +26,9 @@ def publish(work_db: Path | str, published_db: Path | str) -> Path:
     with duckdb.connect(str(work)) as con:
         con.execute("CHECKPOINT")  # everything in the main file, nothing left in the WAL
     published.parent.mkdir(parents=True, exist_ok=True)
+    for left in published.parent.glob(f".{published.name}.*.tmp"):  # copies of killed publishes
+        if left.stat().st_mtime < time.time() - 3600:
+            left.unlink(missing_ok=True)
     tmp = published.with_name(f".{published.name}.{uuid.uuid4().hex}.tmp")
     try:
         shutil.copyfile(work, tmp)
