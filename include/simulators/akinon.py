@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -48,7 +47,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from simulators.world import EPOCH, UTC, World, customer_name, money, rng, ts_in_day
+from simulators.world import EPOCH, UTC, QueryCache, World, customer_name, money, rng, ts_in_day
 
 PROVIDER = "akinon"
 BASE_PER_DAY = 20
@@ -464,28 +463,12 @@ def _parse_dt(value: str | None, name: str) -> dt.datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-class _QueryCache:
-    """The ids matching one filter, computed once and paged many times (LRU)."""
-
-    def __init__(self, size: int = 16):
-        self._d: OrderedDict = OrderedDict()
-        self._size = size
-
-    def get(self, key, compute):
-        if key in self._d:
-            self._d.move_to_end(key)
-            return self._d[key]
-        value = compute()
-        self._d[key] = value
-        if len(self._d) > self._size:
-            self._d.popitem(last=False)
-        return value
 
 
 def make_app(state) -> FastAPI:
     """The Akinon OMS app; ``state`` is the shared SimState (world, faults, credentials)."""
     app = FastAPI(title="Akinon OMS simulator")
-    cache = _QueryCache()
+    cache = QueryCache()
 
     def auth_error(request: Request) -> JSONResponse | None:
         header = request.headers.get("authorization")

@@ -54,7 +54,6 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -64,7 +63,7 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from simulators.world import EPOCH, UTC, World, customer_name, money, rng
+from simulators.world import EPOCH, UTC, QueryCache, World, customer_name, money, rng
 
 PROVIDER = "dealpos"
 CURRENCY = "IDR"
@@ -667,28 +666,12 @@ def _paging(p: dict[str, Any]) -> tuple[int, int]:
     return number, size
 
 
-class _QueryCache:
-    """The keys matching one filter, computed once and paged many times (LRU)."""
-
-    def __init__(self, size: int = 32):
-        self._d: OrderedDict = OrderedDict()
-        self._size = size
-
-    def get(self, key, compute):
-        if key in self._d:
-            self._d.move_to_end(key)
-            return self._d[key]
-        value = compute()
-        self._d[key] = value
-        if len(self._d) > self._size:
-            self._d.popitem(last=False)
-        return value
 
 
 def make_app(state) -> FastAPI:
     """The DealPOS app; ``state`` is the shared SimState (world, faults, credentials, tokens)."""
     app = FastAPI(title="DealPOS API 3.1.0 simulator")
-    cache = _QueryCache()
+    cache = QueryCache()
     api = "/api/v3"
 
     def faults():

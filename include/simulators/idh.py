@@ -67,7 +67,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -78,7 +77,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from simulators.world import EPOCH, UTC, World, WorldConfig, customer_name, money, rng, ts_in_day
+from simulators.world import EPOCH, UTC, QueryCache, World, WorldConfig, customer_name, money, rng, ts_in_day
 
 PROVIDER = "idh"
 CURRENCY = "IDR"
@@ -961,22 +960,6 @@ def _int(value: str | None, default: int) -> int:
     return n
 
 
-class _QueryCache:
-    """The keys matching one filter, computed once and paged many times (LRU)."""
-
-    def __init__(self, size: int = 32):
-        self._d: OrderedDict = OrderedDict()
-        self._size = size
-
-    def get(self, key, compute):
-        if key in self._d:
-            self._d.move_to_end(key)
-            return self._d[key]
-        value = compute()
-        self._d[key] = value
-        if len(self._d) > self._size:
-            self._d.popitem(last=False)
-        return value
 
 
 def _page(keys: list, page: int, size: int, faults) -> list:
@@ -1009,7 +992,7 @@ def _beego_paginator(request: Request, page: int, limit: int, total: int) -> dic
 def make_app(state) -> FastAPI:
     """The IDH API Manager app; ``state`` is the shared SimState (world, faults, credentials)."""
     app = FastAPI(title="IDH API Manager simulator")
-    cache = _QueryCache()
+    cache = QueryCache()
     first_use: dict[str, float] = {}
 
     @app.middleware("http")

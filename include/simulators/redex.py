@@ -81,10 +81,9 @@ import datetime as dt
 import json
 import math
 import re
-import threading
 import uuid
 import weakref
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -92,7 +91,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from simulators.world import EPOCH, UTC, World, customer_name, money, rng, ts_in_day
+from simulators.world import EPOCH, UTC, QueryCache, World, customer_name, money, rng, ts_in_day
 
 PROVIDER = "redex"
 BASE_PER_DAY = 6  # invoices per day (both directions)
@@ -640,25 +639,6 @@ def bad_request(*errors: tuple[str, str]) -> Response:
 UNAUTHORIZED = {"status": 401, "message": "Unauthorized"}
 
 
-class _QueryCache:
-    """The record keys of one filter, computed once and paged many times (LRU)."""
-
-    def __init__(self, size: int = 32):
-        self._d: OrderedDict = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, key, compute):
-        with self._lock:
-            if key in self._d:
-                self._d.move_to_end(key)
-                return self._d[key]
-        value = compute()
-        with self._lock:
-            self._d[key] = value
-            if len(self._d) > self._size:
-                self._d.popitem(last=False)
-        return value
 
 
 _COUNTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -692,7 +672,7 @@ def _page_params(q) -> tuple[int, int] | Response:
 def make_app(state) -> FastAPI:
     """The REDEX public API v2 app; ``state`` is the shared SimState (world, faults, credentials)."""
     app = FastAPI(title="REDEX public API v2 simulator")
-    cache = _QueryCache()
+    cache = QueryCache()
     count = counters(state)
 
     def faults():

@@ -17,6 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import random
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -115,3 +117,25 @@ def ts_in_day(r: random.Random, day: dt.date, start_hour: int = 7, end_hour: int
     micros = r.randint(0, 999_999)
     return dt.datetime(day.year, day.month, day.day, tzinfo=UTC) + dt.timedelta(seconds=secs,
                                                                                  microseconds=micros)
+
+
+class QueryCache:
+    """The keys matching one list filter, computed once and paged many times (LRU): a client paging
+    through a filtered list must not make the simulator regenerate the whole filter for every page."""
+
+    def __init__(self, size: int = 32):
+        self._d: OrderedDict = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()  # sync FastAPI endpoints run in a thread pool
+
+    def get(self, key, compute):
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                return self._d[key]
+        value = compute()
+        with self._lock:
+            self._d[key] = value
+            if len(self._d) > self._size:
+                self._d.popitem(last=False)
+        return value
