@@ -34,7 +34,7 @@ lint: install
 
 ## bench: performance against the floor and against dlt (results in bench/results/)
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 ## airflow: the Airflow UI on http://localhost:8080 with the project's connections and pools
 airflow: install

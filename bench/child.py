@@ -1,0 +1,221 @@
+"""One measured step of the benchmark, in a process of its own (so its peak RSS is its own).
+
+    python bench/child.py '<json job>'
+
+prints one JSON line with the result. Jobs (``job["mode"]``):
+
+* ``extract``: one stream of one provider over [start, end) through the engine (``build_client`` +
+  ``run_stream``), one partition for the whole window or one per day (``daily``), as
+  ``pipeline.extract`` does; the client is built from connection parts as tests/helpers.py does.
+* ``load``: ``load_entity`` (the merge by key) of one entity into a DuckDB file.
+* ``ctas``: the plain copy the load is compared with, ``CREATE TABLE AS SELECT * FROM read_parquet``.
+* ``idle``: the imports of an extract job and nothing else (the floor of its RSS).
+
+With ``block_airflow`` the child cannot import Airflow, so the engine runs as the plain library it is
+(engine/hook.py's documented fallback) and its RSS is comparable with dlt's; inside an Airflow task
+the interpreter also holds Airflow (the ``idle`` job measures both).
+The parent reads the peak RSS from ``os.wait4`` (ru_maxrss of this process alone).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+class _NoAirflow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):  # noqa: ANN001 - importlib protocol
+        if name == "airflow" or name.startswith("airflow."):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the benchmark)", name=name)
+        return None
+
+
+class _RetryLog(logging.Handler):
+    """Seconds (from the start of the job) and reason of every retry the engine logs (429s by time)."""
+
+    def __init__(self, t0: float):
+        super().__init__(logging.WARNING)
+        self.t0 = t0
+        self.events: list[tuple[float, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if "retry" in msg:
+            self.events.append((round(time.monotonic() - self.t0, 3), msg[:160]))
+
+
+def _spec(provider: str):
+    import importlib
+
+    return importlib.import_module(f"invoice_warehouse.providers.{provider}").SPEC
+
+
+def extract(job: dict[str, Any]) -> dict[str, Any]:
+    import datetime as dt
+
+    from invoice_warehouse.engine.hook import build_client
+    from invoice_warehouse.engine.http import RetryPolicy
+    from invoice_warehouse.engine.runner import iter_windows, run_stream
+    from invoice_warehouse.engine.spec import ConnInfo
+
+    if job.get("flush_rows"):
+        # An experiment on the engine's buffer (not a setting of the project): rows per Parquet flush.
+        from invoice_warehouse.engine.landing import PartitionWriter
+
+        PartitionWriter.__init__.__defaults__ = (int(job["flush_rows"]),)
+    t0 = time.monotonic()
+    retries = _RetryLog(t0)
+    logging.getLogger("invoice_warehouse").addHandler(retries)
+    spec = _spec(job["provider"])
+    stream = spec.stream(job["stream"])
+    conn = ConnInfo(**job["conn"])
+    # The engine's default policy, with a read timeout that tolerates a busy simulator on 2 cores.
+    client = build_client(spec, conn, retry=RetryPolicy(read_timeout=120.0), on_secret=lambda s: None)
+    start = dt.datetime.fromisoformat(job["start"])
+    end = dt.datetime.fromisoformat(job["end"])
+    if job.get("daily") and stream.window is not None:
+        windows = list(iter_windows(start.date(), end.date()))
+    else:
+        windows = [(start, end, job.get("label") or f"bench-{end.date().isoformat()}")]
+    totals: dict[str, Any] = {"records": 0, "pages": 0, "quarantined": 0, "windows": 0, "data_bytes": 0,
+                              "files": []}
+    for s, e, label in windows:
+        m = run_stream(client, spec, stream, start=s, end=e, landing=job["landing"], window_label=label,
+                       run_id=job.get("run_id", "bench"), concurrency=job.get("concurrency"))
+        totals["records"] += m["records"]
+        totals["pages"] += m["pages"]
+        totals["quarantined"] += m["quarantined"]
+        totals["windows"] += 1
+        path = Path(job["landing"]) / spec.name / stream.name / f"window={label}" / m["files"]["data"]
+        totals["data_bytes"] += path.stat().st_size
+        totals["files"].append(str(path))
+    stats = client.stats.as_dict()
+    return {**totals, "requests": stats["requests"], "retries": stats["retries"],
+            "statuses": stats["statuses"], "retry_reasons": stats["retry_reasons"],
+            "http_bytes": stats["bytes"], "rate_waited": round(client.limiter.waited, 3) if client.limiter else 0,
+            "rate_limit": [client.limiter.max_calls, client.limiter.period] if client.limiter else None,
+            "max_concurrency": job.get("concurrency") or spec.max_concurrency,
+            "retry_log": retries.events[:200],
+            "seconds": round(time.monotonic() - t0, 3)}
+
+
+def load(job: dict[str, Any]) -> dict[str, Any]:
+    import duckdb
+
+    from invoice_warehouse.warehouse.load import load_entity
+
+    t0 = time.monotonic()
+    spec = _spec(job["provider"])
+    stream = spec.stream(job["entity"])
+    with duckdb.connect(job["db"]) as con:
+        audit = load_entity(con, job["landing"], spec.name, stream.name, stream.primary_key,
+                            run_id=job.get("run_id", "bench"))
+        con.execute("CHECKPOINT")
+    return {"audit": audit, "seconds": round(time.monotonic() - t0, 3)}
+
+
+def ctas(job: dict[str, Any]) -> dict[str, Any]:
+    import duckdb
+
+    t0 = time.monotonic()
+    with duckdb.connect(job["db"]) as con:
+        con.execute("CREATE OR REPLACE TABLE plain_copy AS SELECT * FROM read_parquet(?, union_by_name = true)",
+                    [job["files"]])
+        rows = con.execute("SELECT count(*) FROM plain_copy").fetchone()[0]
+        con.execute("CHECKPOINT")
+    return {"rows": rows, "seconds": round(time.monotonic() - t0, 3)}
+
+
+def load_variants(job: dict[str, Any]) -> dict[str, Any]:
+    """Where the load's time goes, step by step, on one entity's files: the statements load_entity runs
+    (into an empty table, as the first load does), the same with the Parquet read straight into the
+    dedupe (no ``_stage_all`` copy), and the plain copy. Each into a new DuckDB file, timed alone."""
+    import os
+
+    import duckdb
+
+    files, pk = job["files"], job.get("pk", "id")
+    out: dict[str, Any] = {}
+    dedupe = (f"QUALIFY row_number() OVER (PARTITION BY {pk} ORDER BY _extracted_at DESC, _batch_id DESC) = 1")
+    plans = {
+        "load_entity": [
+            ("stage_all", "CREATE TEMP TABLE _stage_all AS SELECT * FROM read_parquet(?, union_by_name = true)", True),
+            ("count", "SELECT count(*) FROM _stage_all", False),
+            ("dedupe", f"CREATE TEMP TABLE _stage AS SELECT * FROM _stage_all {dedupe}", False),
+            ("drop_stage_all", "DROP TABLE _stage_all", False),
+            ("create", "CREATE TABLE t AS SELECT * FROM _stage LIMIT 0", False),
+            ("delete_stage", f"DELETE FROM _stage s USING t WHERE t.{pk} IS NOT DISTINCT FROM s.{pk} AND "
+                             "(t._extracted_at, t._batch_id) >= (s._extracted_at, s._batch_id)", False),
+            ("count_updated", f"SELECT count(*) FROM _stage s WHERE EXISTS (SELECT 1 FROM t WHERE t.{pk} IS NOT "
+                              f"DISTINCT FROM s.{pk})", False),
+            ("delete_target", f"DELETE FROM t USING _stage s WHERE t.{pk} IS NOT DISTINCT FROM s.{pk}", False),
+            ("insert", "INSERT INTO t BY NAME SELECT * FROM _stage", False),
+        ],
+        "direct_dedupe": [
+            ("dedupe", f"CREATE TEMP TABLE _stage AS SELECT * FROM read_parquet(?, union_by_name = true) {dedupe}",
+             True),
+            ("create", "CREATE TABLE t AS SELECT * FROM _stage LIMIT 0", False),
+            ("insert", "INSERT INTO t BY NAME SELECT * FROM _stage", False),
+        ],
+        "plain_copy": [("ctas", "CREATE TABLE t AS SELECT * FROM read_parquet(?, union_by_name = true)", True)],
+    }
+    for name, steps in plans.items():
+        db = f"{job['dir']}/{name}.duckdb"
+        for x in (db, db + ".wal"):
+            if os.path.exists(x):
+                os.remove(x)
+        t: dict[str, float] = {}
+        with duckdb.connect(db) as con:
+            t0 = time.monotonic()
+            con.execute("BEGIN TRANSACTION")
+            for step, sql, with_files in steps:
+                s0 = time.monotonic()
+                con.execute(sql, [files] if with_files else [])
+                t[step] = round(time.monotonic() - s0, 3)
+            s0 = time.monotonic()
+            con.execute("COMMIT")
+            con.execute("CHECKPOINT")
+            t["commit+checkpoint"] = round(time.monotonic() - s0, 3)
+            t["total"] = round(time.monotonic() - t0, 3)
+        os.remove(db)
+        out[name] = t
+    return out
+
+
+def idle(job: dict[str, Any]) -> dict[str, Any]:
+    from invoice_warehouse.engine import hook, runner  # noqa: F401 - the imports are the point
+
+    _spec(job.get("provider", "akinon"))
+    return {"airflow_imported": "airflow" in sys.modules}
+
+
+MODES = {"extract": extract, "load": load, "ctas": ctas, "idle": idle, "load_variants": load_variants}
+
+
+def vm_hwm_mb() -> float:
+    """Peak RSS of this process since its exec (VmHWM). ``ru_maxrss`` from wait4 is not used: Linux
+    carries the forking parent's high-water mark into it at exec."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def main() -> int:
+    job = json.loads(sys.argv[1])
+    if job.get("block_airflow"):
+        sys.meta_path.insert(0, _NoAirflow())
+    result = MODES[job["mode"]](job)
+    result["vm_hwm_mb"] = vm_hwm_mb()
+    print("BENCH-RESULT " + json.dumps(result, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
