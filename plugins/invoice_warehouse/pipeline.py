@@ -121,7 +121,8 @@ def extract(item: Mapping[str, Any], run_id: str) -> dict[str, Any]:
     for s, e, label in windows:
         manifest = run_stream(client, spec, stream, start=s, end=e, landing=config.landing_dir(),
                               window_label=label, run_id=run_id,
-                              extra_manifest={"full_refresh": bool(item.get("full_refresh"))})
+                              extra_manifest={"full_refresh": bool(item.get("full_refresh"))},
+                              full_refresh=bool(item.get("full_refresh")))
         totals["windows"] += 1
         totals["records"] += manifest["records"]
         totals["quarantined"] += manifest["quarantined"]

@@ -8,9 +8,11 @@ refused, bad credentials) and faults run against fresh simulators.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 
+import pyarrow.parquet as pq
 import pytest
 
 from invoice_warehouse.engine.http import AuthError
@@ -19,6 +21,7 @@ from invoice_warehouse.engine.spec import ConnInfo
 from invoice_warehouse.providers.redex import SPEC, RedexHook, body_check
 from invoice_warehouse.registry import PROVIDERS
 from invoice_warehouse.warehouse.dbt import run_dbt
+from invoice_warehouse.warehouse.load import load_all
 from simulators import redex as R
 from simulators.world import World
 from tests.helpers import client, conn_info, day, extract, extract_and_load, query
@@ -233,3 +236,42 @@ def test_faults_and_duplicates_still_equal_truth(fresh_sim, tmp_path):
         assert got == (truth["counts"][name], *truth["sums"][name].values())
     read = query(db, "SELECT sum(rows_read) FROM meta.load_audit WHERE provider = 'redex'")[0][0]
     assert read > truth["counts"]["invoices"] + truth["counts"]["orders"]  # duplicates were read, then merged
+
+
+def test_daily_sweep_fetches_only_changed_invoices(fresh_sim, tmp_path):
+    """The list is swept every day, but an invoice whose UpdatedTime has not moved since an earlier
+    window's partition is neither fetched in detail nor landed again; the warehouse is the same."""
+    landing, full_landing = tmp_path / "landing", tmp_path / "full"
+    first = extract(fresh_sim, "redex", "invoices", START, END, landing, label="sweep-2025-03-14")
+    assert first["unchanged_skipped"] == 0 and first["records"] == fresh_sim.state.truth("redex")["counts"]["invoices"]
+    overhead = first["requests"] - first["pages"] - first["records"]  # the token grant
+    fresh_sim.state.world.config.as_of = dt.datetime(2025, 3, 20, tzinfo=dt.timezone.utc)
+    later = extract(fresh_sim, "redex", "invoices", START, END, landing, label="sweep-2025-03-19")
+    full = extract(fresh_sim, "redex", "invoices", START, END, full_landing, label="sweep-2025-03-19",
+                   full_refresh=True)
+    assert full["unchanged_skipped"] == 0
+    before = {r["InvoiceNumber"]: r["UpdatedTime"] for r in pq.read_table(
+        landing / "redex/invoices/window=sweep-2025-03-14" / first["files"]["data"],
+        columns=["InvoiceNumber", "UpdatedTime"]).to_pylist()}
+    now = [(r["InvoiceNumber"], r["UpdatedTime"]) for r in pq.read_table(
+        full_landing / "redex/invoices/window=sweep-2025-03-19" / full["files"]["data"],
+        columns=["InvoiceNumber", "UpdatedTime"]).to_pylist()]
+    changed = sorted(k for k, t in now if before.get(k) != t)
+    assert 0 < len(changed) < len(now)
+    assert later["records"] == len(changed) and later["unchanged_skipped"] == len(now) - len(changed)
+    assert later["requests"] - later["pages"] - later["records"] == overhead  # no detail call for the rest
+    landed = [r["InvoiceNumber"] for r in pq.read_table(
+        landing / "redex/invoices/window=sweep-2025-03-19" / later["files"]["data"],
+        columns=["InvoiceNumber"]).to_pylist()]
+    assert sorted(landed) == changed
+    # Loaded, the two daily partitions give exactly the raw table of a full re-extraction.
+    cols = ", ".join(f'"{f.name}"' for f in SPEC.stream("invoices").schema.fields)
+    dbs = {}
+    for name, land in (("daily", landing), ("full", full_landing)):
+        dbs[name] = tmp_path / f"{name}.duckdb"
+        load_all(dbs[name], land, [SPEC], run_id="t", entities={"redex": ["invoices"]})
+    assert query(dbs["daily"], f"SELECT {cols} FROM raw_redex.invoices ORDER BY 1") == \
+        query(dbs["full"], f"SELECT {cols} FROM raw_redex.invoices ORDER BY 1")
+    # The earliest partition never relies on another one: re-run, it lands every invoice again.
+    again = extract(fresh_sim, "redex", "invoices", START, END, landing, label="sweep-2025-03-14")
+    assert again["records"] == len(now) and again["unchanged_skipped"] == 0

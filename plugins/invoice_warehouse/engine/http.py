@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import msgspec
 import requests
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,9 @@ class Stats:
                 "retry_reasons": dict(sorted(self.retry_reasons.items())), "bytes": self.bytes}
 
 
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+
+
 def parse_json(body: bytes) -> Any:
     """Parse a JSON body exactly (decimals, never floats) or raise BadResponse with a reason."""
     head = body[:200].lstrip().lower()
@@ -149,6 +153,10 @@ def parse_json(body: bytes) -> Any:
         raise BadResponse("got an HTML page instead of JSON", body)
     if not body.strip():
         raise BadResponse("empty body instead of JSON", body)
+    try:
+        return _DECODER.decode(body)  # C decoder, floats as Decimal; any doubt goes to json below
+    except (msgspec.DecodeError, ValueError, TypeError):
+        pass
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

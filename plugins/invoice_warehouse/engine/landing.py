@@ -57,7 +57,7 @@ class PartitionWriter:
     """Streams typed rows (and quarantined records) of one window into its partition."""
 
     def __init__(self, landing: Path | str, provider: str, entity: str, window: str, schema: Schema,
-                 run_id: str, extracted_at: dt.datetime, flush_rows: int = 20_000):
+                 run_id: str, extracted_at: dt.datetime, flush_rows: int = 2_000):
         self.dir = Path(landing) / provider / entity / f"window={window}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.provider, self.entity, self.window = provider, entity, window

@@ -65,8 +65,14 @@ class StreamRunner:
     """Runs one stream over one window with a provider's client."""
 
     def __init__(self, client: HttpClient, provider: ProviderSpec, stream: Stream, writer: PartitionWriter,
-                 *, concurrency: int | None = None, logger: logging.Logger | None = None):
+                 *, concurrency: int | None = None, logger: logging.Logger | None = None,
+                 landed: dict[tuple, Any] | None = None):
         self.client, self.provider, self.stream, self.writer = client, provider, stream, writer
+        #: key -> marker value of records already landed in earlier windows (Detail.skip_unchanged)
+        self.landed = landed or {}
+        self.unchanged = 0
+        marker = stream.unchanged_marker
+        self._marker = next((f for f in stream.schema.fields if f.name == marker), None) if marker else None
         self.concurrency = max(1, concurrency or provider.max_concurrency)
         self.log = logger or log
         self.progress = Progress(f"{provider.name}.{stream.name}")
@@ -98,10 +104,30 @@ class StreamRunner:
             raise ApiError(f"{self.progress.stream}: unexpected response shape from {req.path}: {exc}") from exc
         return body, records
 
+    def _is_unchanged(self, rec: Any) -> bool:
+        """The listed record's marker equals the one landed for its key in an earlier window."""
+        if not isinstance(rec, dict):
+            return False
+        key = tuple(rec.get(k) for k in self.stream.primary_key)
+        key = tuple(None if k is None else str(k) for k in key)
+        if key not in self.landed:
+            return False
+        try:
+            value = self._marker.parse(rec.get(self._marker.source))
+        except (RecordError, ValueError):
+            return False
+        return value is not None and value == self.landed[key]
+
     def _details(self, records: list, pool: ThreadPoolExecutor) -> list:
         details = self.stream.details
         if not details or not records:
             return records
+        if self.landed and self._marker is not None:
+            kept = [r for r in records if not self._is_unchanged(r)]
+            self.unchanged += len(records) - len(kept)
+            records = kept
+            if not records:
+                return records
 
         def one(rec: Any) -> Any:
             if not isinstance(rec, dict):
@@ -212,10 +238,13 @@ class StreamRunner:
         elapsed = time.monotonic() - self.progress.started
         read = self.progress.records
         declared = sum(self.declared_totals) if self.declared_totals else None
-        if declared is not None and declared != read:
+        if declared is not None and declared != read + self.unchanged:
             self.log.warning("%s: the API declared %d records but %d were read (page drift or a total "
                              "that lies); duplicates are resolved by key at load", self.progress.stream,
                              declared, read)
+        if self.landed:
+            self.log.info("%s: %d listed records unchanged since an earlier window (not fetched again)",
+                          self.progress.stream, self.unchanged)
         self.log.info("%s: done, %d records in %d pages, %d quarantined, %.1fs", self.progress.stream,
                       self.writer.rows + len(self.writer._buf), self.progress.pages, self.writer.quarantined,
                       elapsed)
@@ -227,6 +256,7 @@ class StreamRunner:
             "window_start": start.isoformat(),
             "window_end": end.isoformat(),
             "seconds": round(elapsed, 3),
+            "unchanged_skipped": self.unchanged,
             **self.client.stats.as_dict(),
         }
 
@@ -241,12 +271,16 @@ def _raw(rec: Any) -> str:
 def run_stream(client: HttpClient, provider: ProviderSpec, stream: Stream, *, start: dt.datetime,
                end: dt.datetime, landing: Path | str, window_label: str, run_id: str,
                concurrency: int | None = None, logger: logging.Logger | None = None,
-               extra_manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+               extra_manifest: dict[str, Any] | None = None, full_refresh: bool = False) -> dict[str, Any]:
     """Extract one stream for [start, end) into its partition; return the committed manifest."""
     extracted_at = dt.datetime.now(dt.timezone.utc)
+    landed = None
+    if stream.unchanged_marker and not full_refresh:
+        landed = landed_markers(landing, provider.name, stream, window_label)
     writer = PartitionWriter(landing, provider.name, stream.name, window_label, stream.schema, run_id,
                              extracted_at)
-    runner = StreamRunner(client, provider, stream, writer, concurrency=concurrency, logger=logger)
+    runner = StreamRunner(client, provider, stream, writer, concurrency=concurrency, logger=logger,
+                          landed=landed)
     try:
         ids = landed_ids(landing, provider.name, stream, window_label) if stream.ids_from else None
         stats = runner.run(start, end, ids=ids)
@@ -254,6 +288,27 @@ def run_stream(client: HttpClient, provider: ProviderSpec, stream: Stream, *, st
         writer.abort()
         raise
     return writer.commit({**stats, **(extra_manifest or {})})
+
+
+def landed_markers(landing: Path | str, provider: str, stream: Stream, window_label: str) -> dict[tuple, Any]:
+    """Key -> ``stream.unchanged_marker`` of the records landed in partitions of windows before
+    ``window_label`` (the latest extraction of a key wins). Only earlier windows count: the partition
+    being replaced never vouches for itself, and the earliest partition holding a record never drops
+    it, so every record stays in some partition whichever windows are re-run, even at the same time."""
+    marker = stream.unchanged_marker
+    pk = list(stream.primary_key)
+    out: dict[tuple, Any] = {}
+    newest: dict[tuple, Any] = {}
+    for m in read_manifests(landing, provider, stream.name):
+        if m["window"] >= window_label or not m["records"]:
+            continue
+        table = pq.read_table(m["data_path"], columns=[*pk, marker, "_extracted_at"])
+        cols = [table.column(c).to_pylist() for c in (*pk, marker, "_extracted_at")]
+        for *key, value, at in zip(*cols, strict=True):
+            k = tuple(key)
+            if k not in newest or at > newest[k]:
+                newest[k], out[k] = at, value
+    return out
 
 
 def landed_ids(landing: Path | str, provider: str, stream: Stream, window_label: str) -> list[str]:

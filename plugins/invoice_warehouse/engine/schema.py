@@ -20,12 +20,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pyarrow as pa
 
 UTC = dt.timezone.utc
@@ -59,9 +60,25 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+_ENCODER = msgspec.json.Encoder(order="sorted", decimal_format="string")
+_SCIENTIFIC = re.compile(rb'"-?\d+(?:\.\d+)?E[+-]\d+"')  # str(Decimal) in exponent form: 1E+2, 1.5E-7
+
+
 def dumps(value: Any) -> str:
-    """Compact, deterministic JSON with exact decimals."""
-    return json.dumps(value, default=json_default, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    """Compact, deterministic JSON (keys sorted) with exact decimals written as plain strings.
+
+    msgspec's C encoder writes a Decimal with ``str``; the rare one that ``str`` puts in exponent form
+    (``1E+2``, ``1E-7``) is written again through ``json`` with :func:`json_default` (``"100"``), as are
+    values msgspec does not encode (datetimes), so the text is always that of the ``json`` encoding.
+    """
+    try:
+        out = _ENCODER.encode(value)
+    except TypeError:
+        out = b""
+    if not out or ((b"E+" in out or b"E-" in out) and _SCIENTIFIC.search(out)):
+        return json.dumps(value, default=json_default, separators=(",", ":"), sort_keys=True,
+                          ensure_ascii=False)
+    return out.decode()
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,40 @@ class Field:
         if self.enum is not None and out not in self.enum:
             raise RecordError(f"field {self.source!r}: unknown value {out!r} (known: {', '.join(self.enum)})")
         return out
+
+    def converter(self) -> Callable[[Any], Any]:
+        """``parse`` specialised to this field's type once (a schema parses every record with it)."""
+        t, enum = self.type, self.enum
+        if enum is not None:
+            return self.parse
+        if t == "string":
+            slow = self._parse
+            return lambda v: v if type(v) is str else slow(v)
+        if t == "json":
+            return dumps
+        if t == "timestamp" and self.fmt is None:
+            source, tz, slow = self.source, self.tz, self._parse
+
+            def timestamp(v: Any) -> Any:
+                # ISO text as most APIs send it: parsed in one call; anything else takes the full path
+                if type(v) is str and len(v) > 10 and v[0] != "0" and v[-1] != " ":
+                    try:
+                        ts = dt.datetime.fromisoformat(v)
+                    except ValueError:
+                        return slow(v)
+                    if ts.tzinfo is None:
+                        if tz is None:
+                            raise RecordError(f"field {source!r}: {v!r} has no offset and no source zone "
+                                              "is declared")
+                        ts = ts.replace(tzinfo=ZoneInfo(tz))
+                    return ts.astimezone(UTC)
+                return slow(v)
+            return timestamp
+        m = _DECIMAL_RE.match(t)
+        if m:
+            source, precision, scale = self.source, int(m.group(1)), int(m.group(2))
+            return lambda v: _parse_decimal(v, source, precision, scale)
+        return self._parse
 
     def _parse(self, value: Any) -> Any:
         t = self.type
@@ -257,6 +308,7 @@ class Schema:
 
     fields: tuple[Field, ...]
     _top: frozenset[str] = field(init=False, repr=False, compare=False)
+    _plan: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]
@@ -264,6 +316,9 @@ class Schema:
         if dupes:
             raise ValueError(f"duplicate column names in schema: {sorted(dupes)}")
         object.__setattr__(self, "_top", frozenset(f.source.split(".")[0] for f in self.fields))
+        # (column, source path, dotted?, required, converter): resolved once, used for every record
+        object.__setattr__(self, "_plan", tuple(
+            (f.name, f.source, "." in f.source, f.required, f.converter()) for f in self.fields))
 
     @classmethod
     def of(cls, *fields: Field | str) -> Schema:
@@ -285,19 +340,20 @@ class Schema:
         return pa.schema(cols)
 
     def parse(self, record: Any) -> dict[str, Any]:
-        if not isinstance(record, Mapping):
+        if type(record) is not dict and not isinstance(record, Mapping):
             raise RecordError(f"record is a {type(record).__name__}, not an object")
         row: dict[str, Any] = {}
-        for f in self.fields:
-            raw = _get_path(record, f.source)
+        for name, source, nested, required, convert in self._plan:
+            raw = _get_path(record, source) if nested else record.get(source, _MISSING)
             if raw is _MISSING or raw is None:
-                if f.required:
+                if required:
                     what = "missing" if raw is _MISSING else "null"
-                    raise RecordError(f"required field {f.source!r} is {what}")
-                row[f.name] = None
+                    raise RecordError(f"required field {source!r} is {what}")
+                row[name] = None
                 continue
-            row[f.name] = f.parse(raw)
-        extra = {k: v for k, v in record.items() if k not in self._top}
+            row[name] = convert(raw)
+        top = self._top
+        extra = {k: v for k, v in record.items() if k not in top}
         row["_extra"] = dumps(extra) if extra else None
         return row
 

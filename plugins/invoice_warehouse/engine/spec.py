@@ -70,6 +70,11 @@ class Detail:
     records: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     into: str | None = None
+    #: a listed field that changes whenever the record does (REDEX ``UpdatedTime``): a listed record
+    #: whose value equals the one already landed for its key, in a partition of an earlier window, is
+    #: not fetched or landed again (that partition still holds it), so a daily full sweep costs the
+    #: list pages plus the details of what changed. A full refresh fetches everything.
+    skip_unchanged: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,11 @@ class Stream:
     #: JSON body field) on every record it returned, when the API does not echo it (REDEX rows do not
     #: say which ``TransactionType`` variant listed them). The API's own value wins when present.
     request_fields: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def unchanged_marker(self) -> str | None:
+        """The column that tells an unchanged record (``Detail.skip_unchanged``), if any."""
+        return next((d.skip_unchanged for d in self.details if d.skip_unchanged), None)
 
     @property
     def details(self) -> tuple[Detail, ...]:

@@ -188,7 +188,9 @@ INVOICES = Stream(
     variants=({"params": {"TransactionType": "AccountsPayable"}},
               {"params": {"TransactionType": "AccountsReceivable"}}),
     request_fields={"TransactionType": "TransactionType"},
-    detail=Detail(path="/public/v2/invoices/{InvoiceNumber}", records="Data"),
+    # No date filter: every run sweeps the list, but only invoices whose UpdatedTime moved since an
+    # earlier window's partition are fetched in detail and landed again.
+    detail=Detail(path="/public/v2/invoices/{InvoiceNumber}", records="Data", skip_unchanged="UpdatedTime"),
     description="Invoices (both TransactionTypes), each with its detail: Payer/Payee and MainInvoice.Items.",
     schema=Schema.of(
         Field("InvoiceNumber", required=True),

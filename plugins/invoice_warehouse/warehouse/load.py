@@ -106,8 +106,6 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
              "rows_quarantined": 0}
     schema, table = f"raw_{provider}", entity
     target = f"{q(schema)}.{q(table)}"
-    pk = [q(c) for c in primary_key]
-    on = " AND ".join(f"t.{c} IS NOT DISTINCT FROM s.{c}" for c in pk)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
@@ -117,38 +115,7 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
             con.execute("DELETE FROM meta.loaded_batches WHERE provider = ? AND entity = ?", [provider, entity])
         data_files = [m["data_path"] for m in manifests if m["records"] > 0]
         if data_files:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE _stage_all AS SELECT * FROM read_parquet(?, union_by_name = true, hive_partitioning = false)",
-                [data_files])
-            audit["rows_read"] = con.execute("SELECT count(*) FROM _stage_all").fetchone()[0]
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _stage AS SELECT * FROM _stage_all QUALIFY row_number() "
-                f"OVER (PARTITION BY {', '.join(pk)} ORDER BY _extracted_at DESC, _batch_id DESC) = 1")
-            con.execute("DROP TABLE _stage_all")
-            existing = _columns(con, schema, table)
-            stage_cols = _columns(con, "temp", "_stage") or _columns(con, "main", "_stage")
-            if not existing:
-                con.execute(f"CREATE TABLE {target} AS SELECT * FROM _stage LIMIT 0")
-            else:
-                for col, typ in stage_cols.items():
-                    if col not in existing:
-                        log.info("%s: new column %s %s (schema evolution)", target, col, typ)
-                        con.execute(f"ALTER TABLE {target} ADD COLUMN {q(col)} {typ}")
-            # Rows whose stored version is as new or newer are not applied (an old batch never wins).
-            con.execute(
-                f"DELETE FROM _stage s USING {target} t WHERE {on} AND "
-                "(t._extracted_at, t._batch_id) >= (s._extracted_at, s._batch_id)")
-            applied = con.execute("SELECT count(*) FROM _stage").fetchone()[0]
-            updated = con.execute(
-                f"SELECT count(*) FROM _stage s WHERE EXISTS (SELECT 1 FROM {target} t WHERE {on})").fetchone()[0]
-            con.execute(f"DELETE FROM {target} t USING _stage s WHERE {on}")
-            crashpoint("load.between_delete_and_insert")
-            con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _stage")
-            con.execute("DROP TABLE _stage")
-            deduped = audit["rows_read"]
-            audit["rows_inserted"] = applied - updated
-            audit["rows_updated"] = updated
-            audit["rows_unchanged"] = deduped - applied
+            audit.update(_merge_files(con, data_files, schema, table, primary_key))
         ensure_table(con, provider, entity, arrow_schema)
         q_files = [m["quarantine_path"] for m in manifests if m.get("quarantine_path")]
         failed = [str(p) for p in failed_quarantine_files(landing, provider, entity) if p.name not in loaded]
@@ -182,6 +149,57 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
         raise
     log.info("loaded %s.%s: %s", provider, entity, audit)
     return audit
+
+
+def _merge_files(con: duckdb.DuckDBPyConnection, files: list[str], schema: str, table: str,
+                 primary_key: Sequence[str]) -> dict[str, int]:
+    """Merge the rows of ``files`` into ``schema.table`` (inside the caller's transaction).
+
+    The Parquet is read straight into its destination: into the table itself when the table is new or
+    empty (a first load or a backfill: as fast as a plain ``read_parquet`` copy), otherwise into one
+    staging table that is then merged. Keys repeated across the files (an overlapping re-extraction,
+    page drift) are settled first, the latest extraction winning; whether there are any is found from
+    the key columns alone, so a batch without repeats skips that step.
+    """
+    target = f"{q(schema)}.{q(table)}"
+    pk = [q(c) for c in primary_key]
+    on = " AND ".join(f"t.{c} IS NOT DISTINCT FROM s.{c}" for c in pk)
+    source = "read_parquet(?, union_by_name = true, hive_partitioning = false)"
+    key = pk[0] if len(pk) == 1 else f"({', '.join(pk)})"
+    rows_read, distinct = con.execute(
+        f"SELECT count(*), count(DISTINCT {key}) FROM (SELECT {', '.join(pk)} FROM {source})", [files]).fetchone()
+    rows = f"SELECT * FROM {source}"
+    if distinct != rows_read:
+        rows += (f" QUALIFY row_number() OVER (PARTITION BY {', '.join(pk)} "
+                 "ORDER BY _extracted_at DESC, _batch_id DESC) = 1")
+    out = {"rows_read": rows_read, "rows_inserted": distinct, "rows_updated": 0,
+           "rows_unchanged": rows_read - distinct}
+    existing = _columns(con, schema, table)
+    if not existing:
+        con.execute(f"CREATE TABLE {target} AS {rows}", [files])
+        return out
+    incoming = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {source}", [files]).fetchall()}
+    for col, typ in incoming.items():
+        if col not in existing:
+            log.info("%s: new column %s %s (schema evolution)", target, col, typ)
+            con.execute(f"ALTER TABLE {target} ADD COLUMN {q(col)} {typ}")
+    if con.execute(f"SELECT count(*) FROM {target}").fetchone()[0] == 0:
+        con.execute(f"INSERT INTO {target} BY NAME {rows}", [files])
+        return out
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {rows}", [files])
+    # Rows whose stored version is as new or newer are not applied (an old batch never wins).
+    con.execute(
+        f"DELETE FROM _stage s USING {target} t WHERE {on} AND "
+        "(t._extracted_at, t._batch_id) >= (s._extracted_at, s._batch_id)")
+    applied = con.execute("SELECT count(*) FROM _stage").fetchone()[0]
+    updated = con.execute(
+        f"SELECT count(*) FROM _stage s WHERE EXISTS (SELECT 1 FROM {target} t WHERE {on})").fetchone()[0]
+    con.execute(f"DELETE FROM {target} t USING _stage s WHERE {on}")
+    crashpoint("load.between_delete_and_insert")
+    con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _stage")
+    con.execute("DROP TABLE _stage")
+    out.update(rows_inserted=applied - updated, rows_updated=updated, rows_unchanged=rows_read - applied)
+    return out
 
 
 def load_all(db_path: Path | str, landing: Path | str, specs: Iterable[Any], *, run_id: str = "manual",
