@@ -63,11 +63,6 @@ def extract(job: dict[str, Any]) -> dict[str, Any]:
     from invoice_warehouse.engine.runner import iter_windows, run_stream
     from invoice_warehouse.engine.spec import ConnInfo
 
-    if job.get("flush_rows"):
-        # An experiment on the engine's buffer (not a setting of the project): rows per Parquet flush.
-        from invoice_warehouse.engine.landing import PartitionWriter
-
-        PartitionWriter.__init__.__defaults__ = (int(job["flush_rows"]),)
     t0 = time.monotonic()
     retries = _RetryLog(t0)
     logging.getLogger("invoice_warehouse").addHandler(retries)
@@ -131,62 +126,6 @@ def ctas(job: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "seconds": round(time.monotonic() - t0, 3)}
 
 
-def load_variants(job: dict[str, Any]) -> dict[str, Any]:
-    """Where the load's time goes, step by step, on one entity's files: the statements load_entity runs
-    (into an empty table, as the first load does), the same with the Parquet read straight into the
-    dedupe (no ``_stage_all`` copy), and the plain copy. Each into a new DuckDB file, timed alone."""
-    import os
-
-    import duckdb
-
-    files, pk = job["files"], job.get("pk", "id")
-    out: dict[str, Any] = {}
-    dedupe = (f"QUALIFY row_number() OVER (PARTITION BY {pk} ORDER BY _extracted_at DESC, _batch_id DESC) = 1")
-    plans = {
-        "load_entity": [
-            ("stage_all", "CREATE TEMP TABLE _stage_all AS SELECT * FROM read_parquet(?, union_by_name = true)", True),
-            ("count", "SELECT count(*) FROM _stage_all", False),
-            ("dedupe", f"CREATE TEMP TABLE _stage AS SELECT * FROM _stage_all {dedupe}", False),
-            ("drop_stage_all", "DROP TABLE _stage_all", False),
-            ("create", "CREATE TABLE t AS SELECT * FROM _stage LIMIT 0", False),
-            ("delete_stage", f"DELETE FROM _stage s USING t WHERE t.{pk} IS NOT DISTINCT FROM s.{pk} AND "
-                             "(t._extracted_at, t._batch_id) >= (s._extracted_at, s._batch_id)", False),
-            ("count_updated", f"SELECT count(*) FROM _stage s WHERE EXISTS (SELECT 1 FROM t WHERE t.{pk} IS NOT "
-                              f"DISTINCT FROM s.{pk})", False),
-            ("delete_target", f"DELETE FROM t USING _stage s WHERE t.{pk} IS NOT DISTINCT FROM s.{pk}", False),
-            ("insert", "INSERT INTO t BY NAME SELECT * FROM _stage", False),
-        ],
-        "direct_dedupe": [
-            ("dedupe", f"CREATE TEMP TABLE _stage AS SELECT * FROM read_parquet(?, union_by_name = true) {dedupe}",
-             True),
-            ("create", "CREATE TABLE t AS SELECT * FROM _stage LIMIT 0", False),
-            ("insert", "INSERT INTO t BY NAME SELECT * FROM _stage", False),
-        ],
-        "plain_copy": [("ctas", "CREATE TABLE t AS SELECT * FROM read_parquet(?, union_by_name = true)", True)],
-    }
-    for name, steps in plans.items():
-        db = f"{job['dir']}/{name}.duckdb"
-        for x in (db, db + ".wal"):
-            if os.path.exists(x):
-                os.remove(x)
-        t: dict[str, float] = {}
-        with duckdb.connect(db) as con:
-            t0 = time.monotonic()
-            con.execute("BEGIN TRANSACTION")
-            for step, sql, with_files in steps:
-                s0 = time.monotonic()
-                con.execute(sql, [files] if with_files else [])
-                t[step] = round(time.monotonic() - s0, 3)
-            s0 = time.monotonic()
-            con.execute("COMMIT")
-            con.execute("CHECKPOINT")
-            t["commit+checkpoint"] = round(time.monotonic() - s0, 3)
-            t["total"] = round(time.monotonic() - t0, 3)
-        os.remove(db)
-        out[name] = t
-    return out
-
-
 def idle(job: dict[str, Any]) -> dict[str, Any]:
     from invoice_warehouse.engine import hook, runner  # noqa: F401 - the imports are the point
 
@@ -194,7 +133,7 @@ def idle(job: dict[str, Any]) -> dict[str, Any]:
     return {"airflow_imported": "airflow" in sys.modules}
 
 
-MODES = {"extract": extract, "load": load, "ctas": ctas, "idle": idle, "load_variants": load_variants}
+MODES = {"extract": extract, "load": load, "ctas": ctas, "idle": idle}
 
 
 def vm_hwm_mb() -> float:

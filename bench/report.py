@@ -303,22 +303,10 @@ def render(res: dict[str, Any]) -> str:
                            round(e["pages"] / e["seconds"], 1) if e["seconds"] else None, e["rss_mb"],
                            round(e["data_bytes"] / 1e6, 2), round(e["data_bytes"] / 1e6 / e["seconds"], 2),
                            e["cpu_s"], e["server_cpu_s"], e.get("other_cpu_s")]) for e in ex]), ""]
-    variants = [x for x in (res.get("loads") or []) if isinstance(x, dict) and "variants" in x]
-    fl = [x for x in (res.get("flush") or []) if isinstance(x, dict) and "error" not in x]
-    if fl:
-        base = {e["scale"]: e for e in ex if e.get("provider") == "akinon" and e.get("entity") == "invoices"
-                and "error" not in e}
-        md += [f"Experiment (`--phases flush`): the same Akinon invoices extractions with `PartitionWriter`'s "
-               f"`flush_rows` patched from 20 000 to {fl[0]['flush_rows']:,} in the child (not a project "
-               "setting):", "",
-               _table(["invoices", "peak RSS MB, flush 20 000", f"peak RSS MB, flush {fl[0]['flush_rows']:,}",
-                       "wall s, flush 20 000", f"wall s, flush {fl[0]['flush_rows']:,}"],
-                      [[x["scale"], base.get(x["scale"], {}).get("rss_mb"), x["rss_mb"],
-                        base.get(x["scale"], {}).get("seconds"), x["seconds"]] for x in fl]), ""]
     loads = [x for x in (res.get("loads") or []) if isinstance(x, dict) and "load" in x]
     if loads:
         md += ["## DuckDB load against a plain copy", "",
-               "`load_entity` (stage, dedupe by key, delete-then-insert merge, audit, in one transaction, then "
+               "`load_entity` (read straight into the table when it is new or empty, else staged, settled by key and merged; audit; one transaction; then "
                "CHECKPOINT) into a new DuckDB file, against `CREATE TABLE AS SELECT * FROM read_parquet(files)` "
                "of the same files (then CHECKPOINT). Times inside the child, after imports.", "",
                _table(["provider", "entity", "invoices", "rows", "load s", "load rows/s", "plain copy s",
@@ -329,21 +317,6 @@ def render(res: dict[str, Any]) -> str:
                            round(x["rows"] / x["ctas"]["seconds"]),
                            round(x["ctas"]["seconds"] / x["load"]["seconds"], 2), x["load"]["rss_mb"]])
                        for x in loads]), ""]
-        for v in variants:
-            vv = v["variants"]
-            if "error" in vv:
-                continue
-            steps = sorted({k for plan in ("load_entity", "direct_dedupe", "plain_copy") for k in vv[plan]} - {"total"})
-            md += [f"Where the load's time goes (Akinon invoices, {v['rows']:,} rows, each plan in its own new "
-                   "DuckDB file; *direct dedupe* reads the Parquet straight into the dedupe, without the "
-                   "`_stage_all` copy and its `count(*)`):", "",
-                   _table(["step", "load_entity s", "direct dedupe s", "plain copy s"],
-                          [[k] + [vv[p].get(k, "") for p in ("load_entity", "direct_dedupe", "plain_copy")]
-                           for k in steps] + [["**total**"] + [f"**{vv[p]['total']:.2f}**" for p in
-                                                                ("load_entity", "direct_dedupe", "plain_copy")]]),
-                   "", f"Speed against the plain copy: load_entity "
-                   f"{vv['plain_copy']['total'] / vv['load_entity']['total']:.2f}x, direct dedupe "
-                   f"{vv['plain_copy']['total'] / vv['direct_dedupe']['total']:.2f}x.", ""]
 
     # peer
     md += ["## Peer: dlt `rest_api` against this project", "",

@@ -231,15 +231,6 @@ def phase_load(r: Runner, extracts: list[dict[str, Any]]) -> list[dict[str, Any]
         rows.append({"provider": e["provider"], "entity": e["entity"], "scale": e["scale"],
                      "rows": e["records"], "load": ld, "ctas": cp})
         shutil.rmtree(dbdir, ignore_errors=True)
-    big = [e for e in extracts if e.get("provider") == "akinon" and e.get("entity") == "invoices" and "error" not in e]
-    if big:
-        e = max(big, key=lambda x: x["records"])
-        vdir = r.work / "load" / "variants"
-        vdir.mkdir(parents=True, exist_ok=True)
-        log(f"load step by step, Akinon invoices at {e['scale']:,}")
-        rows.append({"variants": r.job({"mode": "load_variants", "files": e["files"], "dir": str(vdir)}),
-                     "scale": e["scale"], "rows": e["records"]})
-        shutil.rmtree(vdir, ignore_errors=True)
     return rows
 
 
@@ -344,23 +335,6 @@ def phase_profile(r: Runner, n: int) -> dict[str, Any]:
                      spy_server=r.work / "profiles" / f"simulator-live-{n}.txt")
 
 
-def phase_flush(r: Runner, scales: list[int], flush_rows: int = 2_000) -> list[dict[str, Any]]:
-    """An experiment on the engine's Parquet buffer: Akinon invoices with ``flush_rows`` patched lower."""
-    rows = []
-    for n in scales:
-        per_day, days = volume(n)
-        as_of = EPOCH + dt.timedelta(days=days)
-        with Sim(latency_ms=LATENCY_MS, lines_per_invoice=LINES, log=r.work / "logs" / f"sim-flush-{n}.log") as sim:
-            sim.configure(as_of=as_of, per_day={"akinon": per_day})
-            log(f"experiment: Akinon invoices at {n:,} with PartitionWriter flush_rows={flush_rows}")
-            res = r.job(extract_job(sim, "akinon", "invoices", EPOCH, as_of + dt.timedelta(days=1),
-                                    r.work / "flush" / str(n), flush_rows=flush_rows), server_pid=sim.pid)
-        res.update({"scale": n, "flush_rows": flush_rows})
-        rows.append(res)
-        shutil.rmtree(r.work / "flush", ignore_errors=True)
-    return rows
-
-
 def phase_dealpos(r: Runner, n: int, rate_scale: float) -> dict[str, Any]:
     """DealPOS invoices under the scaled rate limit: several windows, wall vs the floor, 429s by time."""
     per_day, days = volume(n, 2_000)
@@ -457,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dealpos", type=int, default=70_000, help="DealPOS invoices in the rate-limit run")
     p.add_argument("--backfill-scale", type=float, default=2.0, help="world scale of the one-year backfill")
     p.add_argument("--phases", default="scales,load,peer,dealpos,backfill,profile",
-                   help="comma-separated; also 'flush' (an experiment on the engine's Parquet buffer)")
+                   help="comma-separated phases to run")
     p.add_argument("--out", default=str(BENCH / "results"))
     p.add_argument("--merge", default=None, help="start from a saved results.json; re-run only --phases")
     p.add_argument("--render", default=None, help="only re-render the markdown from a saved results.json")
@@ -524,7 +498,6 @@ def main(argv: list[str] | None = None) -> int:
           if "dealpos" in specs else {"pending": "no DealPOS provider in the registry"})
     store("backfill", guarded("backfill", phase_backfill, r, specs, args.backfill_scale, args.rate_window_scale))
     store("profile", guarded("profile", phase_profile, r, 10_000))
-    store("flush", guarded("flush", phase_flush, r, [10_000, 100_000]))
     try:
         results["profiles"] = {**(results.get("profiles") or {}), **report.summarize_profiles(work / "profiles")}
     except Exception:  # noqa: BLE001 - a profile that cannot be read must not lose the results

@@ -3,6 +3,8 @@ database, so DAG files may import it at parse time).
 
     IWH_HOME        project root (default: the checkout this package lives in)
     IWH_DATA_DIR    landed Parquet, warehouse files, dbt artifacts (default: $IWH_HOME/data)
+    IWH_DUCKDB_MEMORY_LIMIT, IWH_DUCKDB_THREADS
+                    DuckDB's memory_limit and threads for the load (default: DuckDB's own)
 """
 
 from __future__ import annotations
@@ -35,3 +37,13 @@ def published_db() -> Path:
 
 def dbt_project_dir() -> Path:
     return home() / "dbt_project"
+
+
+def duckdb_config() -> dict[str, str]:
+    """DuckDB settings of the load task's connection, from IWH_DUCKDB_MEMORY_LIMIT / IWH_DUCKDB_THREADS."""
+    out = {}
+    for key in ("memory_limit", "threads"):
+        value = os.environ.get(f"IWH_DUCKDB_{key.upper()}")
+        if value:
+            out[key] = value
+    return out

@@ -210,7 +210,9 @@ def load_all(db_path: Path | str, landing: Path | str, specs: Iterable[Any], *, 
     only_create = set(only_create)
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     out = []
-    with duckdb.connect(str(db_path)) as con:
+    from invoice_warehouse import config
+
+    with duckdb.connect(str(db_path), config=config.duckdb_config()) as con:
         for spec in specs:
             chosen = set(entities.get(spec.name, ())) if entities and spec.name in entities else None
             for stream in spec.streams:
