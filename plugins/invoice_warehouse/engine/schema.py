@@ -316,9 +316,10 @@ class Schema:
         if dupes:
             raise ValueError(f"duplicate column names in schema: {sorted(dupes)}")
         object.__setattr__(self, "_top", frozenset(f.source.split(".")[0] for f in self.fields))
-        # (column, source path, dotted?, required, converter): resolved once, used for every record
+        # (column, source path, its parts if dotted, required, converter): resolved once, used per record
         object.__setattr__(self, "_plan", tuple(
-            (f.name, f.source, "." in f.source, f.required, f.converter()) for f in self.fields))
+            (f.name, f.source, tuple(f.source.split(".")) if "." in f.source else None, f.required,
+             f.converter()) for f in self.fields))
 
     @classmethod
     def of(cls, *fields: Field | str) -> Schema:
@@ -343,8 +344,18 @@ class Schema:
         if type(record) is not dict and not isinstance(record, Mapping):
             raise RecordError(f"record is a {type(record).__name__}, not an object")
         row: dict[str, Any] = {}
-        for name, source, nested, required, convert in self._plan:
-            raw = _get_path(record, source) if nested else record.get(source, _MISSING)
+        for name, source, parts, required, convert in self._plan:
+            if parts is None:
+                raw = record.get(source, _MISSING)
+            else:
+                raw = record
+                for part in parts:
+                    if type(raw) is not dict and not isinstance(raw, Mapping):
+                        raw = _MISSING
+                        break
+                    raw = raw.get(part, _MISSING)
+                    if raw is _MISSING:
+                        break
             if raw is _MISSING or raw is None:
                 if required:
                     what = "missing" if raw is _MISSING else "null"
