@@ -45,8 +45,9 @@ from functools import lru_cache
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from simulators.jsonbody import json_response
 from simulators.world import EPOCH, UTC, QueryCache, World, customer_name, money, rng, ts_in_day
 
 PROVIDER = "akinon"
@@ -63,7 +64,8 @@ CREDENTIALS = {"token": "akinon-sim-token"}  # demo credential of the simulator 
 
 
 def _iso(ts: dt.datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``2025-02-03T11:10:50.570000Z``: UTC, always six fractional digits (DRF's format)."""
+    return ts.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"  # cut "+00:00"
 
 
 def customer_id(n: int) -> str:
@@ -175,8 +177,8 @@ def lines(world: World, f: InvoiceFacts) -> list[dict[str, Any]]:
     """The invoice's ``invoiceitem_set`` exactly as the seed shapes it."""
     return [{
         "id": ln.id,
-        "created_date": _iso(ln.created),
-        "modified_date": _iso(ln.created),
+        "created_date": (created := _iso(ln.created)),
+        "modified_date": created,
         "tax_rate": str(ln.tax_rate),
         "tax_amount": str(ln.tax),
         "discount_rate": str(ln.discount_rate),
@@ -255,14 +257,15 @@ def _state(status: str, *, translations: bool) -> dict[str, Any]:
 
 def _order_header(f: InvoiceFacts, st: dict[str, Any]) -> dict[str, Any]:
     """The order fields shared by ``invoice.order`` and the orders list (seed 004's ``order`` object)."""
+    placed = _iso(f.created - dt.timedelta(minutes=5))
     return {
         "id": f.id,
         "payment_type": st["payment_type"],
-        "created_date": _iso(f.created - dt.timedelta(minutes=5)),
+        "created_date": placed,
         "modified_date": _iso(st["modified"]),
         "omnitron_id": 30_000 + f.id,
         "number": f"3783{f.id:014d}",
-        "date_placed": (f.created - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date_placed": placed[:19] + "Z",  # whole seconds
         "channel": f.channel,
         "customer": f.customer,
         "shipping_address": f.customer * 10 + 2,
@@ -270,19 +273,24 @@ def _order_header(f: InvoiceFacts, st: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=8)
+def _channel_created(channel: int) -> str:
+    return _iso(dt.datetime(2024, 6, 1, 9, 0, channel, tzinfo=UTC))
+
+
 def render(world: World, f: InvoiceFacts, as_of: dt.datetime) -> dict[str, Any]:
     """One invoice as ``GET /api/v1/oms/invoices/`` returns it (the seed's example, key for key)."""
     st = f.state(as_of)
     cust_name = customer_name(f.customer).split(" ", 1)
-    channel_created = dt.datetime(2024, 6, 1, 9, 0, f.channel, tzinfo=UTC)
+    channel_created = _channel_created(f.channel)
     header = _order_header(f, st)
     return {
         "id": f.id,
         "invoice_type": "purchased",
         "status": st["status"],
         "channel": {
-            "id": f.channel, "channel_type": "channel", "created_date": _iso(channel_created),
-            "modified_date": _iso(channel_created), "omnitron_id": f.channel + 100,
+            "id": f.channel, "channel_type": "channel", "created_date": channel_created,
+            "modified_date": channel_created, "omnitron_id": f.channel + 100,
             "name": CHANNELS[f.channel], "configuration": {}, "is_active": True,
         },
         "address": {
@@ -296,7 +304,7 @@ def render(world: World, f: InvoiceFacts, as_of: dt.datetime) -> dict[str, Any]:
         "order": {"id": header.pop("id"), "state": _state(st["status"], translations=False), **header},
         "package_number": f"PCK_{f.id}_1",
         "created_date": _iso(f.created),
-        "modified_date": _iso(st["modified"]),
+        "modified_date": header["modified_date"],
         "number": f"{9_000_000_000 + f.id}",
     }
 
@@ -324,8 +332,8 @@ def order_items(world: World, f: InvoiceFacts, status: str) -> list[dict[str, An
             "installment_interest_amount": "0.00",
             "attributes": {},
             "image": prod["productimage_set"][0]["image"],
-            "created_date": _iso(ln.created),
-            "modified_date": _iso(ln.created),
+            "created_date": (created := _iso(ln.created)),
+            "modified_date": created,
         })
     return out
 
@@ -479,7 +487,7 @@ def make_app(state) -> FastAPI:
             return JSONResponse({"detail": "Invalid token."}, 401)
         return None
 
-    def drf_list(request: Request, render_one: Callable[[World, InvoiceFacts, dt.datetime], dict]):
+    def drf_list(request: Request, render_one: Callable[[World, InvoiceFacts, dt.datetime], dict]) -> Response:
         """One DRF page of the invoices (= orders) matching the request's modified_date filter."""
         if (err := auth_error(request)) is not None:
             return err
@@ -516,15 +524,16 @@ def make_app(state) -> FastAPI:
         sep = "&" if "?" in base else "?"
         nxt = f"{base}{sep}page={page + 1}" if page < pages else None
         prev = None if page == 1 else (f"{base}{sep}page={page - 1}" if page > 2 else base)
-        return {"count": count, "next": nxt, "previous": prev, "results": results}
+        return json_response({"count": count, "next": nxt, "previous": prev, "results": results})
 
-    def detail(request: Request, id_: int, render_one: Callable[[World, InvoiceFacts, dt.datetime], dict]):
+    def detail(request: Request, id_: int, render_one: Callable[[World, InvoiceFacts, dt.datetime], dict]
+               ) -> Response:
         if (err := auth_error(request)) is not None:
             return err
         f = facts_by_id(state.world, id_)
         if f is None:
             return JSONResponse({"detail": "Not found."}, 404)
-        return render_one(state.world, f, state.world.as_of)
+        return json_response(render_one(state.world, f, state.world.as_of))
 
     @app.get("/api/v1/oms/invoices/")
     def list_invoices(request: Request):
@@ -549,6 +558,6 @@ def make_app(state) -> FastAPI:
         rows = stock_locations(state.world.as_of)
         if state.faults[PROVIDER].duplicates and rows:
             rows.append(rows[len(rows) // 2])  # a fan-out in the source query: one location twice
-        return rows
+        return json_response(rows)
 
     return app

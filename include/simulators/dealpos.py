@@ -54,6 +54,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -63,6 +64,7 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from simulators.jsonbody import dumps, json_response, trimmed_number
 from simulators.world import EPOCH, UTC, QueryCache, World, customer_name, money, rng
 
 PROVIDER = "dealpos"
@@ -97,6 +99,7 @@ def guid(*parts: object) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
 
 
+@lru_cache(maxsize=1024)
 def customer_id(n: int) -> str:
     """DealPOS's id of business customer ``n`` (``CustomerID`` of invoices, ``ID`` of Customer)."""
     return guid("dealpos-customer", n)
@@ -105,7 +108,7 @@ def customer_id(n: int) -> str:
 def local_text(ts: dt.datetime) -> str:
     """``2025-02-03T11:10:50.57``: tenant-local, no offset, .NET's trimmed 2-digit fraction."""
     loc = ts.astimezone(LOCAL)
-    text = loc.strftime("%Y-%m-%dT%H:%M:%S")
+    text = loc.isoformat(timespec="seconds")[:19]  # cut the "+07:00"
     cs = loc.microsecond // 10_000
     return text + (f".{cs:02d}".rstrip("0") if cs else "")
 
@@ -154,6 +157,7 @@ OUTLET_BY_NAME = {o.name.lower(): o for o in OUTLETS}
 OUTLET_BY_ID = {o.id: o for o in OUTLETS}
 
 
+@lru_cache(maxsize=4096)
 def active_outlets(day: dt.date) -> tuple[Outlet, ...]:
     """Outlets selling on ``day`` (local date), in a fixed order."""
     return tuple(o for o in OUTLETS if o.opened <= day and (o.closed is None or day < o.closed))
@@ -246,6 +250,21 @@ def catalogue(seed: int) -> tuple[Product, ...]:
                                     r.randint(50, 2000), taxable, name, created))
         out.append(Product(pid, f"PRD{p + 1:03d}", name, cat, created, r.random() < 0.08, tuple(variants)))
     return tuple(out)
+
+
+@lru_cache(maxsize=8)
+def _availability(seed: int) -> tuple[list[dt.datetime], list[tuple[Variant, ...]]]:
+    """Each distinct product creation time, and the variants (catalogue order) that exist from then on."""
+    cat = catalogue(seed)
+    times = sorted({p.created for p in cat})
+    return times, [tuple(v for p in cat for v in p.variants if p.created <= t) for t in times]
+
+
+def available_variants(seed: int, at: dt.datetime) -> tuple[Variant, ...]:
+    """The variants of products created by ``at``, in catalogue order."""
+    times, variants = _availability(seed)
+    k = bisect_right(times, at)
+    return variants[k - 1] if k else ()
 
 
 def render_product(p: Product) -> dict[str, Any]:
@@ -341,7 +360,7 @@ def invoice_id(seed: int, day_index: int, i: int) -> str:
 
 def number_of(day: dt.date, k: int) -> str:
     # "YY.MM.NNNNN" like the docs' "20.05.00157"; the counter restarts per outlet and per day.
-    return f"{day:%y.%m}.{day.day:02d}{k:03d}"
+    return f"{day.year % 100:02d}.{day.month:02d}.{day.day:02d}{k:03d}"
 
 
 def _split(total: Decimal, k: int) -> list[Decimal]:
@@ -360,11 +379,12 @@ def facts(world: World, day: dt.date, i: int) -> InvoiceFacts:
     customer = world.customer(r)
     tag = r.choices(TAGS, TAG_WEIGHTS)[0]
     wholesale, marketplace = tag == "Wholesale", tag in ("Tokopedia", "Shopee")
-    reference = {"Tokopedia": f"INV/{day:%Y%m%d}/MPL/{r.randint(10**9, 10**10 - 1)}",
-                 "Shopee": f"{day:%y%m%d}{r.randint(10**7, 10**8 - 1):X}"}.get(tag, "")
+    ymd = f"{day.year:04d}{day.month:02d}{day.day:02d}"  # both references draw their number: same stream
+    reference = {"Tokopedia": f"INV/{ymd}/MPL/{r.randint(10**9, 10**10 - 1)}",
+                 "Shopee": f"{ymd[2:]}{r.randint(10**7, 10**8 - 1):X}"}.get(tag, "")
     due = day + dt.timedelta(days=30) if wholesale else None
 
-    available = [v for p in catalogue(seed) for v in p.variants if p.created <= created]
+    available = available_variants(seed, created)
     lines = []
     for _ in range(world.config.lines_per_invoice or r.randint(1, 4)):
         v = r.choice(available)
@@ -592,29 +612,14 @@ def truth(world: World, start: dt.datetime | None = None, end: dt.datetime | Non
 
 
 # --- HTTP --------------------------------------------------------------------------------------------
-_NUM = "\x00num:"
-
-
-def _encode(x: Any) -> Any:
-    if isinstance(x, Decimal):
-        return _NUM + (str(int(x)) if x == x.to_integral_value() else format(x.normalize(), "f"))
-    if isinstance(x, dict):
-        return {k: _encode(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_encode(v) for v in x]
-    return x
-
-
-_NUM_RE = re.compile(r'"\\u0000num:(-?[0-9.]+)"')
-
-
 class DecimalJSON(Response):
-    """JSON whose money is exact number text (``125000``, ``33333.33``), never a float."""
+    """JSON whose money is exact number text (``125000``, ``33333.33``), never a float; non-ASCII
+    characters escaped (``\\u00e9``)."""
 
     media_type = "application/json; charset=utf-8"
 
     def render(self, content: Any) -> bytes:
-        return _NUM_RE.sub(r"\1", json.dumps(_encode(content), separators=(",", ":"))).encode()
+        return dumps(content, decimal=trimmed_number, ensure_ascii=True, allow_nan=True)
 
 
 def message(text: str, status: int) -> JSONResponse:
@@ -866,7 +871,7 @@ def make_app(state) -> FastAPI:
         f = find_invoice(state.world, number=str(p["number"]), outlet=_outlet(p))
         if f is None:
             return message("Invoice not found", 404)
-        return {"ID": f.id}
+        return json_response({"ID": f.id})
 
     def payments_by_outlet(first: dt.date, last: dt.date) -> list[dict[str, Any]]:
         world = state.world
@@ -909,14 +914,14 @@ def make_app(state) -> FastAPI:
         suspended = str(p.get("suspended", "")).lower()
         if suspended in ("true", "false"):
             rows = [r for r in rows if r["Suspended"] == (suspended == "true")]
-        return rows
+        return json_response(rows)
 
     @route("/Customer", ("GET",))
     def customer_list(request: Request, p: dict[str, Any]):
         number, size = _paging(p)
         as_of = state.world.as_of
         keys = [n for n in range(1, World.N_CUSTOMERS + 1) if customer_join(n) <= as_of]
-        return [render_customer(n) for n in page_of(keys, number, size)]
+        return json_response([render_customer(n) for n in page_of(keys, number, size)])
 
     @route("/Product", ("GET",))
     def product_list(request: Request, p: dict[str, Any]):

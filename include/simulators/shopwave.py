@@ -74,8 +74,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from simulators.jsonbody import json_response
 from simulators.world import EPOCH, UTC, World, customer_name, rng, ts_in_day
 
 PROVIDER = "shopwave"
@@ -159,7 +160,8 @@ def _ms(ts: dt.datetime) -> dt.datetime:
 def _iso(ts: dt.datetime | None) -> str | None:
     if ts is None:
         return None
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    # "2025-01-02T03:04:05.678+00:00" (milliseconds truncated, like microsecond // 1000) -> "...678Z"
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _minor(pence: int) -> str:
@@ -171,6 +173,7 @@ def _gbp(pence: int | Decimal) -> Decimal:
     return (Decimal(pence) / 100).quantize(Decimal("0.01"))
 
 
+@lru_cache(maxsize=65_536)
 def _vat_pence(net_pence: int, fraction: str) -> int:
     """VAT of one line in whole pence, half up (the invoice's totalVat is the sum of these)."""
     return int((Decimal(net_pence) * Decimal(fraction)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
@@ -255,9 +258,11 @@ class InvoiceFacts:
 
     def totals(self) -> tuple[int, int, int, int]:
         """(quantity, net pence, VAT pence, gross pence): totals are the sums of the lines."""
-        qty = sum(q for _p, q, _u in self.lines)
-        net = sum(q * u for _p, q, u in self.lines)
-        vat = sum(_vat_pence(q * u, p.tax) for p, q, u in self.lines)
+        qty = net = vat = 0
+        for p, q, u in self.lines:
+            qty += q
+            net += q * u
+            vat += _vat_pence(q * u, p.tax)
         return qty, net, vat, net + vat
 
 
@@ -537,8 +542,9 @@ def error_body(error_id: int, detail: str | None = None, started: float | None =
                 "id": error_id, "code": code, "statusCode": status, "title": title, "details": details}}})}
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status, headers={"x-api-version": API_VERSION, **(headers or {})})
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """JSONResponse's text, serialised once without FastAPI's encoder."""
+    return json_response(body, status, headers={"x-api-version": API_VERSION, **(headers or {})})
 
 
 _API_ERRORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
