@@ -217,7 +217,7 @@ def targets(res: dict[str, Any]) -> list[list[str]]:
     elif d:
         rows.append(["DealPOS rate-limited", "error", d.get("error", "")[:200]])
     # 3. RSS flat
-    ak = {e["scale"]: e for e in res.get("extracts", []) if e.get("provider") == "akinon"
+    ak = {e["scale"]: e for e in (res.get("extracts") or []) if e.get("provider") == "akinon"
           and e.get("entity") == "invoices" and "error" not in e}
     if ak:
         lo, hi = min(ak), max(ak)
@@ -283,7 +283,7 @@ def render(res: dict[str, Any]) -> str:
           "## Targets", "", _table(["target", "measured", "verdict"], targets(res)), ""]
 
     # extraction
-    ex = [e for e in res.get("extracts", []) if isinstance(e, dict)]
+    ex = [e for e in (res.get("extracts") or []) if isinstance(e, dict)]
     if ex:
         md += ["## Extraction per provider and entity", "",
                "One extract task (one child process, the engine without Airflow imported) per row, one window "
@@ -475,7 +475,7 @@ def analysis(res: dict[str, Any]) -> list[str]:
                 "client." + (f" Simulator profile: FastAPI's `jsonable_encoder` {_bucket(prof, sim, 'FastAPI')}% "
                              f"of its busy samples, rendering {_bucket(prof, sim, 'rendering')}%, `json.dumps` "
                              f"{_bucket(prof, sim, 'JSON serialisation')}%." if sim else "")]
-    ak = {e["scale"]: e for e in res.get("extracts", []) if e.get("provider") == "akinon"
+    ak = {e["scale"]: e for e in (res.get("extracts") or []) if e.get("provider") == "akinon"
           and e.get("entity") == "invoices" and "error" not in e}
     if len(ak) > 1:
         lo = min(ak)

@@ -235,7 +235,7 @@ def phase_load(r: Runner, extracts: list[dict[str, Any]]) -> list[dict[str, Any]
 
 
 def run_ours(r: Runner, base_conn: dict[str, Any], as_of: dt.datetime, work: Path,
-             server_pid: int | None, spy: Path | None = None) -> dict[str, Any]:
+             server_pid: int | None, spy: Path | None = None, capped_load: str | None = None) -> dict[str, Any]:
     landing, db = work / "landing", work / "ours.duckdb"
     job = {"mode": "extract", "provider": "akinon", "stream": "invoices", "conn": base_conn,
            "start": EPOCH.isoformat(), "end": (as_of + dt.timedelta(days=1)).isoformat(),
@@ -243,7 +243,14 @@ def run_ours(r: Runner, base_conn: dict[str, Any], as_of: dt.datetime, work: Pat
     ex = r.job(job, server_pid=server_pid, spy=spy)
     ld = r.job({"mode": "load", "provider": "akinon", "entity": "invoices", "landing": str(landing),
                 "db": str(db), "block_airflow": True}) if "error" not in ex else {"error": "no extract"}
-    return {"extract": ex, "load": ld}
+    out = {"extract": ex, "load": ld}
+    if capped_load and "error" not in ex:
+        # The same load with DuckDB's memory capped (the load task's IWH_DUCKDB_MEMORY_LIMIT setting).
+        out["load_capped"] = r.job({"mode": "load", "provider": "akinon", "entity": "invoices",
+                                    "landing": str(landing), "db": str(work / "ours-capped.duckdb"),
+                                    "block_airflow": True}, env={"IWH_DUCKDB_MEMORY_LIMIT": capped_load})
+        out["load_capped"]["memory_limit"] = capped_load
+    return out
 
 
 def run_dlt(r: Runner, dlt_py: Path, base_url: str, token: str, as_of: dt.datetime, work: Path,
@@ -296,7 +303,8 @@ def phase_peer(r: Runner, dlt_py: Path | None, n: int, live: bool, replay: bool)
             rconn = {**conn, "host": f"http://127.0.0.1:{port}/akinon"}
             log(f"peer on the replay, {n:,} invoices: this project")
             out["replay_ours"] = run_ours(r, rconn, as_of, base / "replay", server.pid,
-                                          spy=r.work / "profiles" / f"extractor-replay-{n}.txt")
+                                          spy=r.work / "profiles" / f"extractor-replay-{n}.txt",
+                                          capped_load="128MB")
             if dlt_py:
                 log(f"peer on the replay, {n:,} invoices: dlt")
                 out["replay_dlt"] = run_dlt(r, dlt_py, rconn["host"], conn["password"], as_of, base / "replay",
@@ -489,8 +497,7 @@ def main(argv: list[str] | None = None) -> int:
 
     extracts = guarded("scales", phase_scales, r, specs, scales, args.rate_window_scale, 10_000, args.full)
     store("extracts", extracts if isinstance(extracts, list) else None)
-    results.setdefault("extracts", [])
-    store("loads", guarded("load", phase_load, r, [e for e in results["extracts"] if isinstance(e, dict)]))
+    store("loads", guarded("load", phase_load, r, [e for e in results.get("extracts") or [] if isinstance(e, dict)]))
     # The peer at 100k on the replay (and, with --full, on the live simulator too), and at 10k live.
     store("peer", guarded("peer", phase_peer, r, dlt_py, args.peer, args.full, True))
     store("peer_small", guarded("peer", phase_peer, r, dlt_py, 10_000, True, False))

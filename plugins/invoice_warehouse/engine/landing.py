@@ -70,7 +70,11 @@ class PartitionWriter:
         self.quarantine_name = f"quarantine-{self.batch_id}.parquet"
         self._tmp = self.dir / f".{self.data_name}.tmp"
         self._qtmp = self.dir / f".{self.quarantine_name}.tmp"
-        self._writer = pq.ParquetWriter(self._tmp, self.arrow_schema, compression="snappy")
+        # Dictionary pages pay for repeated values (statuses, currencies, ids of a few stores), not for
+        # nested JSON text, which is unique per record: those columns are written plain.
+        plain = {f.name for f in schema.fields if f.type == "json"} | {"_extra"}
+        self._writer = pq.ParquetWriter(self._tmp, self.arrow_schema, compression="snappy",
+                                        use_dictionary=[n for n in self.arrow_schema.names if n not in plain])
         self._qwriter: pq.ParquetWriter | None = None
         self._buf: list[dict[str, Any]] = []
         self._flush_rows = flush_rows
