@@ -146,6 +146,10 @@ class Stats:
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
+def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
+
+
 def parse_json(body: bytes) -> Any:
     """Parse a JSON body exactly (decimals, never floats) or raise BadResponse with a reason."""
     head = body[:200].lstrip().lower()
@@ -241,6 +245,9 @@ class HttpClient:
         s = getattr(self._local, "session", None)
         if s is None:
             s = requests.Session()
+            # Credentials come from the Airflow connection only: a no-op session auth also stops requests
+            # from looking for a ~/.netrc on every request (proxy settings from the environment still apply).
+            s.auth = _no_netrc
             adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=self._pool_size,
                                                     max_retries=0)
             s.mount("http://", adapter)
