@@ -100,17 +100,13 @@ def extract(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def load(job: dict[str, Any]) -> dict[str, Any]:
-    import duckdb
-
-    from invoice_warehouse.warehouse.load import load_entity
+    from invoice_warehouse.warehouse.load import load_all
 
     t0 = time.monotonic()
     spec = _spec(job["provider"])
-    stream = spec.stream(job["entity"])
-    with duckdb.connect(job["db"]) as con:
-        audit = load_entity(con, job["landing"], spec.name, stream.name, stream.primary_key,
-                            run_id=job.get("run_id", "bench"))
-        con.execute("CHECKPOINT")
+    # The load task's own entry point (its DuckDB settings included), for this one entity.
+    (audit,) = load_all(job["db"], job["landing"], [spec], run_id=job.get("run_id", "bench"),
+                        entities={spec.name: [job["entity"]]})
     return {"audit": audit, "seconds": round(time.monotonic() - t0, 3)}
 
 

