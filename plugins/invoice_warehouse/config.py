@@ -4,7 +4,8 @@ database, so DAG files may import it at parse time).
     IWH_HOME        project root (default: the checkout this package lives in)
     IWH_DATA_DIR    landed Parquet, warehouse files, dbt artifacts (default: $IWH_HOME/data)
     IWH_DUCKDB_MEMORY_LIMIT, IWH_DUCKDB_THREADS
-                    DuckDB's memory_limit and threads for the load (default: DuckDB's own)
+                    DuckDB's memory_limit (default 128MB: the load streams Parquet into tables and spills
+                    beyond it) and threads (default: DuckDB's own, all cores) for the load task
 """
 
 from __future__ import annotations
@@ -39,9 +40,16 @@ def dbt_project_dir() -> Path:
     return home() / "dbt_project"
 
 
+LOAD_MEMORY_LIMIT = "128MB"
+
+
 def duckdb_config() -> dict[str, str]:
-    """DuckDB settings of the load task's connection, from IWH_DUCKDB_MEMORY_LIMIT / IWH_DUCKDB_THREADS."""
-    out = {}
+    """DuckDB settings of the load task's connection, from IWH_DUCKDB_MEMORY_LIMIT / IWH_DUCKDB_THREADS.
+
+    The load reads Parquet straight into tables that are written to the file as their row groups fill,
+    so it needs little memory: a worker that runs other tasks beside it is not asked for DuckDB's
+    default (80% of RAM). Anything larger than the limit (a wide merge) spills to a temp directory."""
+    out = {"memory_limit": LOAD_MEMORY_LIMIT}
     for key in ("memory_limit", "threads"):
         value = os.environ.get(f"IWH_DUCKDB_{key.upper()}")
         if value:

@@ -133,3 +133,33 @@ def test_reader_in_a_loop_during_publishes_always_succeeds(tmp_path):
     th.join()
     assert errors == []
     assert len(seen) > 0 and set(seen) <= {n * 1000 for n in range(1, 12)}
+
+
+def test_load_task_caps_duckdb_memory_and_still_merges(tmp_path, monkeypatch):
+    """The load task asks DuckDB for 128MB by default (IWH_DUCKDB_MEMORY_LIMIT overrides it); a merge
+    larger than a tight cap still gives the exact result (DuckDB spills)."""
+    from types import SimpleNamespace
+
+    from invoice_warehouse import config
+    from invoice_warehouse.warehouse.load import load_all
+
+    monkeypatch.delenv("IWH_DUCKDB_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("IWH_DUCKDB_THREADS", raising=False)
+    assert config.duckdb_config() == {"memory_limit": "128MB"}
+    monkeypatch.setenv("IWH_DUCKDB_THREADS", "1")
+    monkeypatch.setenv("IWH_DUCKDB_MEMORY_LIMIT", "24MB")
+    assert config.duckdb_config() == {"memory_limit": "24MB", "threads": "1"}
+    pad = "x" * 400  # wide rows, so that the batch is larger than the cap
+    wide = Schema.of(Field("id", required=True), Field("amount", "decimal(18,2)"), Field("note"))
+    spec = SimpleNamespace(name="p", streams=[SimpleNamespace(name="things", primary_key=("id",), schema=wide)])
+    land(tmp_path, "2025-03-01", [{"id": i, "amount": "1.00", "note": pad} for i in range(60_000)],
+         dt.datetime(2025, 3, 1, tzinfo=UTC), schema=wide)
+    db = tmp_path / "w.duckdb"
+    (a,) = load_all(db, tmp_path / "landing", [spec], run_id="r1")
+    assert (a["rows_inserted"], a["rows_updated"]) == (60_000, 0)
+    land(tmp_path, "2025-03-02", [{"id": i, "amount": "2.00", "note": pad} for i in range(30_000, 90_000)],
+         dt.datetime(2025, 3, 2, tzinfo=UTC), schema=wide)
+    (a,) = load_all(db, tmp_path / "landing", [spec], run_id="r2")
+    assert (a["rows_read"], a["rows_inserted"], a["rows_updated"]) == (60_000, 30_000, 30_000)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*), sum(amount) FROM raw_p.things").fetchone() == (90_000, Decimal("150000.00"))

@@ -219,7 +219,8 @@ def load_all(db_path: Path | str, landing: Path | str, specs: Iterable[Any], *, 
     out = []
     from invoice_warehouse import config
 
-    with duckdb.connect(config=config.duckdb_config()) as con:
+    settings = {"temp_directory": str(Path(db_path).parent / ".load-spill"), **config.duckdb_config()}
+    with duckdb.connect(config=settings) as con:
         # Row groups of 16k rows (DuckDB's default is 122,880): a large insert writes its rows to the file
         # as each group fills instead of holding ~120k rows (nested JSON text included) in memory until
         # the commit; the load of 100k Akinon invoices peaks at about half the memory, and is no slower.
