@@ -245,7 +245,7 @@ def run_ours(r: Runner, base_conn: dict[str, Any], as_of: dt.datetime, work: Pat
                 "db": str(db), "block_airflow": True}) if "error" not in ex else {"error": "no extract"}
     out = {"extract": ex, "load": ld}
     if capped_load and "error" not in ex:
-        # The same load with DuckDB's memory capped (the load task's IWH_DUCKDB_MEMORY_LIMIT setting).
+        # The same load with another DuckDB memory limit (the load task's IWH_DUCKDB_MEMORY_LIMIT).
         out["load_capped"] = r.job({"mode": "load", "provider": "akinon", "entity": "invoices",
                                     "landing": str(landing), "db": str(work / "ours-capped.duckdb"),
                                     "block_airflow": True}, env={"IWH_DUCKDB_MEMORY_LIMIT": capped_load})
@@ -304,7 +304,7 @@ def phase_peer(r: Runner, dlt_py: Path | None, n: int, live: bool, replay: bool)
             log(f"peer on the replay, {n:,} invoices: this project")
             out["replay_ours"] = run_ours(r, rconn, as_of, base / "replay", server.pid,
                                           spy=r.work / "profiles" / f"extractor-replay-{n}.txt",
-                                          capped_load="128MB")
+                                          capped_load="16GB")
             if dlt_py:
                 log(f"peer on the replay, {n:,} invoices: dlt")
                 out["replay_dlt"] = run_dlt(r, dlt_py, rconn["host"], conn["password"], as_of, base / "replay",
