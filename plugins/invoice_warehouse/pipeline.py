@@ -159,11 +159,11 @@ def load(run_id: str, providers: Iterable[str] | None = None) -> list[dict[str, 
 
 
 def build(as_of_date: str | None = None) -> str:
-    from invoice_warehouse.warehouse.dbt import run_dbt
+    """The dbt step: a full build when the dbt project changed (seeds, unit tests), else the daily
+    build of every model and its data tests (warehouse/dbt.py: build)."""
+    from invoice_warehouse.warehouse import dbt
 
-    vars_ = {"as_of_date": as_of_date} if as_of_date else None
-    run_dbt(["seed"], vars_=vars_)
-    return run_dbt(["build", "--exclude", "resource_type:seed"], vars_=vars_)
+    return dbt.build(vars_={"as_of_date": as_of_date} if as_of_date else None)
 
 
 def publish_warehouse() -> str:

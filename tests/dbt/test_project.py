@@ -1,6 +1,6 @@
 """The dbt project's own guarantees: documented marts, an up-to-date customer_xref seed, the
 entity_providers var matching the staging models that exist, the unit tests run, and an unmapped
-source status failing the build instead of passing as NULL."""
+source status failing the build instead of passing as NULL (tests/dbt/test_checks.py: the other checks)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,25 @@ def test_every_mart_and_every_column_is_described(docs):
         assert built == described, f"{name}: undescribed {built - described}, stale {described - built}"
 
 
+def test_constraints_are_declared_where_duckdb_enforces_them(docs):
+    """A not_null / unique / accepted_values check of a model is a constraint of its enforced contract,
+    which DuckDB enforces only on tables: every model that declares constraints is a table (or an
+    incremental table) with an enforced contract, every staging model among them."""
+    manifest, _ = docs
+    models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    constrained = {name for name, n in models.items()
+                   if n["constraints"] or any(c["constraints"] for c in n["columns"].values())}
+    assert {name for name in models if name.startswith("stg_")} <= constrained
+    for name in constrained:
+        config = models[name]["config"]
+        assert config["contract"]["enforced"], name
+        assert config["materialized"] in ("table", "incremental"), name
+    # No foreign keys (relationships stay data tests: a referenced table could not be rebuilt).
+    types = {c["type"] for n in models.values()
+             for c in [*n["constraints"], *(k for col in n["columns"].values() for k in col["constraints"])]}
+    assert types == {"not_null", "primary_key", "unique", "check"}
+
+
 def test_money_columns_of_the_marts_are_decimal_38_6(docs):
     _, catalog = docs
     money = {(uid, col["name"]): col["type"].upper() for uid, node in catalog["nodes"].items()
@@ -98,6 +117,9 @@ def test_an_unmapped_source_status_fails_the_build(warehouse, tmp_path):
     with duckdb.connect(str(db)) as con:
         con.execute("UPDATE raw_akinon.invoices SET status = 'on_hold' "
                     "WHERE id = (SELECT min(id) FROM raw_akinon.invoices)")
+    # +fct_invoices: staging and the intermediate models are tables, rebuilt from the changed raw row.
     with pytest.raises(DbtError) as err:
-        warehouse.dbt(["build", "-s", "fct_invoices"], db=db)
-    assert "not_null_fct_invoices_canonical_status" in str(err.value)
+        warehouse.dbt(["build", "-s", "+fct_invoices"], db=db)
+    # fct_invoices' contract: canonical_status not null, enforced by DuckDB as the table is written.
+    assert "model fct_invoices" in str(err.value)
+    assert "NOT NULL constraint failed: fct_invoices__dbt_tmp.canonical_status" in str(err.value)

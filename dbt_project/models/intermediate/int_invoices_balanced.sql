@@ -1,6 +1,6 @@
 -- One row per invoice with its canonical status, business customer, what was paid and what is open.
 --   canonical_status: the status_map seed (entity 'invoices') applied to source_status; NULL when the
---     seed lacks the status, which fails the marts' not_null test (never silently guessed).
+--     seed lacks the status, which fails the marts' not-null constraint (never silently guessed).
 --   is_void: cancelled / expired / refunded documents count nowhere: nothing invoiced, paid or open.
 --   amount_paid: what the header reports paid (amount_paid_reported) when the source states it; else
 --     the sum of the payment records allocated to the invoice (int_payments_allocated); else 0.

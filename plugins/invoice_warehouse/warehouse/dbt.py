@@ -1,48 +1,230 @@
-"""Run dbt (dbt-duckdb) against the working warehouse file, as a subprocess of the task."""
+"""Run dbt (dbt-duckdb) against the working warehouse file, in the calling process.
+
+dbt runs in-process through ``dbtRunner`` (dbt's programmatic entry point): no second interpreter to
+start and no second import of dbt. dbt-core keeps global state per invocation (flags, the event
+manager, the invocation context with its environment), so invocations in one process must not overlap:
+a lock serialises them, and the environment dbt reads through ``env_var()`` (IWH_WAREHOUSE_PATH,
+DBT_TARGET_PATH, DBT_LOG_PATH) is set only for the duration of one invocation. The callers are an
+Airflow task (a process of its own) or a plain Python process. Every console line dbt writes is logged
+as ``dbt | <line>``; a failed invocation raises DbtError with the tail of that output.
+
+``build()`` is what the pipeline's dbt step runs (see its docstring): the whole project (seeds, their
+tests, unit tests, models, data tests) when the project changed since the last full build of this
+warehouse, else the daily build (models and their data tests).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import io
+import json
 import logging
 import os
-import subprocess
-import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 
 from invoice_warehouse import config
 
 log = logging.getLogger(__name__)
 
+#: One dbt invocation at a time per process (dbt-core's global state is per process).
+_LOCK = threading.Lock()
+TAIL_LINES = 40
+#: The warehouse table that records the project state of the last successful full build.
+STATE_TABLE = "meta.dbt_project_state"
+#: The daily build: models and every data test on them; not the seeds, their own tests (their files
+#: have not changed since the full build that loaded and tested them) or the unit tests (fixed inputs:
+#: they test the code, which has not changed either). Tests between a model and a seed
+#: (relationships to customer_xref) still run: cautious indirect selection keeps a test whose parents
+#: are all selected, and unselected seeds are not excluded parents. --no-write-json: dbt would write
+#: manifest.json twice (an unchanged project's, seconds of serialising); run_dbt still writes
+#: run_results.json.
+DAILY_BUILD = ("build", "--exclude", "resource_type:seed", "--exclude-resource-type", "unit_test",
+               "--indirect-selection", "cautious", "--no-write-json")
+FULL_BUILD = ("build",)
+
 
 class DbtError(RuntimeError):
     pass
 
 
-def dbt_executable() -> str:
-    candidate = Path(sys.executable).with_name("dbt")
-    return str(candidate) if candidate.exists() else "dbt"
+class _LineLog(io.TextIOBase):
+    """The console stream dbt writes to: every line logged as ``dbt | ...`` and kept for the tail."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        with self._lock:
+            *done, self._partial = (self._partial + s).split("\n")
+            for line in done:
+                self._emit(line)
+        return len(s)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._partial:
+                self._emit(self._partial)
+                self._partial = ""
+
+    def _emit(self, line: str) -> None:
+        line = line.rstrip("\r")
+        self.lines.append(line)
+        log.info("dbt | %s", line)
+
+
+@contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _close_duckdb() -> None:
+    """Close dbt-duckdb's database handle, so the warehouse file is free for the next step (publish
+    copies it, the tests open it) whatever the invocation did."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # pragma: no cover - dbt-duckdb is a dependency
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+        if env is not None:
+            try:
+                env.close()
+            except Exception:  # noqa: BLE001 - closing is best effort, the handle is dropped anyway
+                log.debug("closing dbt-duckdb's environment failed", exc_info=True)
 
 
 def run_dbt(args: Sequence[str], *, work_db: Path | str | None = None, vars_: dict | None = None) -> str:
     """``dbt <args>`` on the working warehouse; returns the output, raises DbtError with its tail."""
-    import json
+    from dbt.cli.main import dbtRunner
+    from dbt_common.events.functions import capture_stdout_logs, stop_capture_stdout_logs
 
     project = config.dbt_project_dir()
-    target_dir = config.data_dir() / "dbt" / "target"
-    env = {**os.environ,
-           "IWH_WAREHOUSE_PATH": str(work_db or config.work_db()),
+    env = {"IWH_WAREHOUSE_PATH": str(work_db or config.work_db()),
            "DBT_LOG_PATH": str(config.data_dir() / "dbt" / "logs"),
-           "DBT_TARGET_PATH": str(target_dir),
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    cmd = [dbt_executable(), *args, "--project-dir", str(project), "--profiles-dir", str(project)]
+           "DBT_TARGET_PATH": str(config.data_dir() / "dbt" / "target"),
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+           "DBT_USE_COLORS": "false"}  # plain lines in the task log
+    cli = [*args, "--project-dir", str(project), "--profiles-dir", str(project)]
     if vars_:
-        cmd += ["--vars", json.dumps(vars_)]
-    log.info("running %s", " ".join(cmd))
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=project)
-    out = proc.stdout + proc.stderr
-    for line in out.splitlines():
-        log.info("dbt | %s", line)
-    if proc.returncode != 0:
-        tail = "\n".join(out.splitlines()[-40:])
-        raise DbtError(f"dbt {' '.join(args)} failed (exit {proc.returncode}):\n{tail}")
+        cli += ["--vars", json.dumps(vars_)]
+    out = _LineLog()
+    with _LOCK:
+        log.info("running dbt %s", " ".join(cli))
+        with _environ(env):
+            capture_stdout_logs(out)
+            try:
+                res = dbtRunner().invoke(cli)
+            finally:
+                stop_capture_stdout_logs()
+                out.flush()
+                _close_duckdb()
+    if "--no-write-json" in args and hasattr(res.result, "write"):
+        # The run's results (per-node status and timing) are written even without the manifest.
+        res.result.write(str(config.data_dir() / "dbt" / "target" / "run_results.json"))
+    if res.exception is not None and not isinstance(res.exception, Exception):
+        # dbtRunner returns what interrupted it (KeyboardInterrupt, SystemExit, Airflow's task
+        # termination or timeout): not a dbt failure, so it goes on up as it is.
+        raise res.exception
+    text = "\n".join(out.lines)
+    if not res.success:
+        tail = out.lines[-TAIL_LINES:]
+        if res.exception is not None:  # dbt itself failed (a parse error, a bad argument...)
+            tail.append(f"{type(res.exception).__name__}: {res.exception}")
+        raise DbtError(f"dbt {' '.join(args)} failed:\n" + "\n".join(tail))
+    return text
+
+
+# --- the pipeline's build ---------------------------------------------------------------------------
+
+def project_digest(project: Path | None = None) -> str:
+    """What a full build depends on besides the data: every file of the dbt project (models, tests,
+    macros, seeds, dbt_project.yml...) and the versions of dbt-core, dbt-duckdb and DuckDB."""
+    project = Path(project or config.dbt_project_dir())
+    h = hashlib.sha256()
+    for dist in ("dbt-core", "dbt-duckdb", "duckdb"):
+        try:
+            h.update(f"{dist}=={metadata.version(dist)}\n".encode())
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            h.update(f"{dist} missing\n".encode())
+    skip = {"target", "logs", "dbt_packages"}
+    for path in sorted(project.rglob("*")):
+        rel = path.relative_to(project)
+        if not path.is_file() or rel.parts[0] in skip or any(p.startswith(".") for p in rel.parts):
+            continue
+        h.update(f"{rel.as_posix()}\0".encode())
+        h.update(path.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def seed_names(project: Path | None = None) -> list[str]:
+    project = Path(project or config.dbt_project_dir())
+    return sorted(p.stem for p in (project / "seeds").glob("*.csv"))
+
+
+def built_digest(db: Path | str) -> str | None:
+    """The project digest of the last successful full build of ``db``, if its seed tables still exist."""
+    import duckdb
+
+    db = Path(db)
+    if not db.exists():
+        return None
+    with duckdb.connect(str(db), read_only=True) as con:
+        schema, table = STATE_TABLE.split(".")
+        found = {t for (t,) in con.execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND table_schema IN (?, 'seeds')", [schema]).fetchall()}
+        if STATE_TABLE not in found or not all(f"seeds.{s}" in found for s in seed_names()):
+            return None
+        row = con.execute(f"SELECT digest FROM {STATE_TABLE} ORDER BY built_at DESC LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
+def record_build(db: Path | str, digest: str) -> None:
+    import duckdb
+
+    schema = STATE_TABLE.split(".")[0]
+    with duckdb.connect(str(db)) as con:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (digest VARCHAR, built_at TIMESTAMPTZ)")
+        con.execute(f"DELETE FROM {STATE_TABLE}")
+        con.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?)", [digest, dt.datetime.now(dt.timezone.utc)])
+
+
+def build(*, work_db: Path | str | None = None, vars_: dict | None = None) -> str:
+    """The pipeline's dbt step on the working warehouse.
+
+    A full ``dbt build`` (seeds and their tests, unit tests, models, data tests, in DAG order) when the
+    project (project_digest: its files and the dbt/DuckDB versions) differs from the last successful
+    full build of this warehouse, or the warehouse has no seed tables (a fresh one); the state is
+    recorded in ``meta.dbt_project_state`` after it succeeds. Otherwise the daily build (DAILY_BUILD):
+    every model and every data test on the models and sources, nothing that depends on the code alone.
+    """
+    db = Path(work_db or config.work_db())
+    digest = project_digest()
+    if built_digest(db) == digest:
+        return run_dbt(DAILY_BUILD, work_db=db, vars_=vars_)
+    log.info("dbt project changed since the last full build of %s (or none yet): full build", db)
+    out = run_dbt(FULL_BUILD, work_db=db, vars_=vars_)
+    record_build(db, digest)
     return out

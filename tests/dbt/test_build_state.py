@@ -1,0 +1,101 @@
+"""pipeline.build's dbt step (warehouse/dbt.py: build): the whole project (seeds and their tests, unit
+tests, models, data tests) when the project changed since the last full build of the warehouse or the
+warehouse has no seed tables; else the daily build (models and their data tests only)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from invoice_warehouse import config
+from invoice_warehouse.warehouse import dbt
+from tests.dbt.conftest import AS_OF_DATE
+from tests.helpers import query
+
+
+@pytest.fixture
+def project_copy(tmp_path, monkeypatch) -> Path:
+    """A copy of the dbt project (IWH_HOME points at it) and a data dir of its own."""
+    home = tmp_path / "home"
+    shutil.copytree(config.dbt_project_dir(), home / "dbt_project",
+                    ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    monkeypatch.setenv("IWH_HOME", str(home))
+    monkeypatch.setenv("IWH_DATA_DIR", str(tmp_path / "data"))
+    return home / "dbt_project"
+
+
+def test_the_digest_follows_the_project_files_not_dbt_artifacts(project_copy):
+    digest = dbt.project_digest()
+    (project_copy / "target").mkdir()
+    (project_copy / "target" / "manifest.json").write_text("{}")
+    (project_copy / ".user.yml").write_text("id: someone")
+    assert dbt.project_digest() == digest
+    seed = project_copy / "seeds" / "status_map.csv"
+    seed.write_text(seed.read_text() + "\n")
+    changed = dbt.project_digest()
+    assert changed != digest
+    model = project_copy / "models" / "marts" / "dim_products.sql"
+    model.write_text(model.read_text() + "\n-- a comment\n")
+    assert dbt.project_digest() != changed
+
+
+def test_the_recorded_state_needs_every_seed_table(tmp_path, project_copy):
+    db = tmp_path / "w.duckdb"
+    assert dbt.built_digest(db) is None  # no warehouse yet
+    dbt.record_build(db, "abc")
+    assert dbt.built_digest(db) is None  # no seed tables
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE SCHEMA seeds")
+        for name in dbt.seed_names():
+            con.execute(f"CREATE TABLE seeds.{name} (x INTEGER)")
+    assert dbt.seed_names() == ["customer_xref", "status_map"]
+    assert dbt.built_digest(db) == "abc"
+    dbt.record_build(db, "def")
+    assert dbt.built_digest(db) == "def"
+    with duckdb.connect(str(db)) as con:
+        con.execute("DROP TABLE seeds.status_map")
+    assert dbt.built_digest(db) is None
+
+
+def _ran(out: str) -> dict[str, bool]:
+    return {"seeds": "START seed file seeds.status_map" in out,
+            "unit tests": "START unit_test" in out,
+            "models": "START sql table model marts.fct_invoices" in out,
+            "source checks": "START test raw_" in out,
+            "model-seed tests": "START test relationships_fct_invoices_customer_key__customer_key__ref_customer_xref_" in out}
+
+
+def test_seeds_and_unit_tests_run_only_when_the_project_changed(warehouse, tmp_path, project_copy):
+    db = warehouse.copy(tmp_path)  # built by `dbt build` directly: no state recorded
+    vars_ = {"as_of_date": AS_OF_DATE}
+    everything = {"seeds": True, "unit tests": True, "models": True, "source checks": True,
+                  "model-seed tests": True}
+    daily = {**everything, "seeds": False, "unit tests": False}
+
+    assert _ran(dbt.build(work_db=db, vars_=vars_)) == everything
+    assert dbt.built_digest(db) == dbt.project_digest()
+    assert _ran(dbt.build(work_db=db, vars_=vars_)) == daily
+
+    # A changed seed file: seeded again (and everything else runs once).
+    seed = project_copy / "seeds" / "status_map.csv"
+    seed.write_text(seed.read_text().rstrip("\n") + "\nakinon,returns,iwh_test,cancelled,a row added by the test\n")
+    assert _ran(dbt.build(work_db=db, vars_=vars_)) == everything
+    assert query(db, "SELECT canonical_status FROM seeds.status_map WHERE source_status = 'iwh_test'") == [
+        ("cancelled",)]
+    assert _ran(dbt.build(work_db=db, vars_=vars_)) == daily
+
+    # A warehouse without its seed tables (a fresh one, or one someone dropped them from) is seeded.
+    with duckdb.connect(str(db)) as con:
+        con.execute("DROP TABLE seeds.customer_xref")
+    assert _ran(dbt.build(work_db=db, vars_=vars_)) == everything
+    assert query(db, "SELECT count(*) > 0 FROM seeds.customer_xref") == [(True,)]
+
+    # A failed full build records nothing: the next run is a full build again.
+    model = project_copy / "models" / "marts" / "dim_products.sql"
+    model.write_text("select 1 as not_in_the_contract\n")
+    with pytest.raises(dbt.DbtError):
+        dbt.build(work_db=db, vars_=vars_)
+    assert dbt.built_digest(db) not in (None, dbt.project_digest())

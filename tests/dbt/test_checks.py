@@ -1,0 +1,133 @@
+"""The data checks fail the build with a message that names what is wrong.
+
+Tables with an enforced contract carry their checks as constraints (not null, primary key / unique,
+accepted values and row rules as CHECK) that DuckDB enforces as the rows are written: the model fails
+with DuckDB's constraint error. The raw sources have no contract: one columns_valid test per table
+checks their keys and columns in one scan. Each test breaks a copy of the built warehouse.
+"""
+
+from __future__ import annotations
+
+import os
+
+import duckdb
+import pytest
+
+from invoice_warehouse.warehouse.dbt import DbtError
+from tests.helpers import query
+
+
+def _break(db, *sql: str) -> None:
+    with duckdb.connect(str(db)) as con:
+        for statement in sql:
+            con.execute(statement)
+
+
+def test_a_null_in_a_not_null_staging_column_fails_the_build(warehouse, tmp_path):
+    if "dealpos" not in warehouse.providers:
+        pytest.skip("dealpos not available")
+    db = warehouse.copy(tmp_path)
+    _break(db, 'UPDATE raw_dealpos.invoices SET "CustomerID" = NULL '
+               'WHERE "ID" = (SELECT min("ID") FROM raw_dealpos.invoices)')
+    with pytest.raises(DbtError) as err:
+        warehouse.dbt(["build", "-s", "stg_dealpos__invoices+"], db=db)
+    msg = str(err.value)
+    assert "model stg_dealpos__invoices" in msg
+    assert "NOT NULL constraint failed: stg_dealpos__invoices__dbt_tmp.customer_id" in msg
+    # The failed model left the last good table in place, and nothing downstream was built from it.
+    assert "SKIP=" in msg and "SKIP=0" not in msg
+    assert query(db, "SELECT count(*) FROM staging.stg_dealpos__invoices WHERE customer_id IS NULL") == [(0,)]
+
+
+def test_a_duplicate_key_fails_the_build(warehouse, tmp_path):
+    if "dealpos" not in warehouse.providers:
+        pytest.skip("dealpos not available")
+    db = warehouse.copy(tmp_path)
+    _break(db, "INSERT INTO raw_dealpos.invoices SELECT * FROM raw_dealpos.invoices "
+               'WHERE "ID" = (SELECT min("ID") FROM raw_dealpos.invoices)')
+    with pytest.raises(DbtError) as err:
+        warehouse.dbt(["build", "-s", "stg_dealpos__invoices"], db=db)
+    msg = str(err.value)
+    assert "model stg_dealpos__invoices" in msg
+    assert "Constraint Error: PRIMARY KEY or UNIQUE constraint violation: duplicate key" in msg
+
+
+def test_a_value_outside_the_accepted_ones_fails_the_build(warehouse, tmp_path):
+    if "dealpos" not in warehouse.providers:
+        pytest.skip("dealpos not available")
+    db = warehouse.copy(tmp_path)
+    # stg_dealpos__invoices.source_status: Cancelled, or the payment state Paid / Partial / Unpaid.
+    _break(db, "UPDATE raw_dealpos.invoices SET \"Status\" = 'Archived', \"Payment\" = 'Archived' "
+               'WHERE "ID" = (SELECT min("ID") FROM raw_dealpos.invoices)')
+    with pytest.raises(DbtError) as err:
+        warehouse.dbt(["build", "-s", "stg_dealpos__invoices"], db=db)
+    msg = str(err.value)
+    assert "CHECK constraint failed" in msg and "source_status IN ('Paid', 'Partial', 'Unpaid', 'Cancelled')" in msg
+
+
+def test_the_raw_checks_name_the_table_and_the_failed_checks(warehouse, tmp_path):
+    if "redex" not in warehouse.providers:
+        pytest.skip("redex not available")
+    db = warehouse.copy(tmp_path)
+    _break(db,
+           "UPDATE raw_redex.invoices SET \"TransactionType\" = 'Bogus' "
+           "WHERE \"InvoiceNumber\" = (SELECT min(\"InvoiceNumber\") FROM raw_redex.invoices)",
+           "UPDATE raw_redex.invoices SET \"Total\" = NULL "
+           "WHERE \"InvoiceNumber\" = (SELECT max(\"InvoiceNumber\") FROM raw_redex.invoices)")
+    with pytest.raises(DbtError) as err:
+        warehouse.dbt(["test", "-s", "source:raw_redex.invoices"], db=db)
+    msg = str(err.value)
+    assert "Failure in test raw_redex_invoices_columns_valid" in msg and "Got 2 results" in msg
+    # The failing rows say which checks failed (the compiled query, run as is).
+    compiled = next((warehouse.data_dir / "dbt" / "target" / "compiled").rglob("raw_redex_invoices_columns_valid.sql"))
+    rows = query(db, compiled.read_text())
+    assert sorted(rows) == [("accepted_values", "TransactionType", 1), ("not_null", "Total", 1)]
+
+
+def test_an_incremental_table_without_its_constraints_gets_them(warehouse, tmp_path):
+    """fct_receivables_daily's history is kept; a table built before its contract declared constraints
+    is rebuilt with them (ensure_contract_constraints), which checks the stored rows too."""
+    db = warehouse.copy(tmp_path)
+    rows = "SELECT * FROM marts.fct_receivables_daily ORDER BY ALL"
+    before = query(db, rows)
+    unconstrained = ("CREATE TABLE marts.frd AS SELECT * FROM marts.fct_receivables_daily",
+                     "DROP TABLE marts.fct_receivables_daily",
+                     "ALTER TABLE marts.frd RENAME TO fct_receivables_daily")
+    constraints = ("SELECT constraint_type, constraint_column_names FROM duckdb_constraints() "
+                   "WHERE schema_name = 'marts' AND table_name = 'fct_receivables_daily' ORDER BY ALL")
+    expected = query(warehouse.db, constraints)
+    assert ("PRIMARY KEY", ["balance_date", "invoice_key"]) in expected
+    _break(db, *unconstrained)
+    assert query(db, constraints) == []
+
+    out = warehouse.dbt(["run", "-s", "fct_receivables_daily"], db=db)
+    assert "with its contract's constraints" in out
+    assert query(db, constraints) == expected
+    assert query(db, rows) == before
+    # Constraints in place: the next run leaves the table as it is.
+    assert "with its contract's constraints" not in warehouse.dbt(["run", "-s", "fct_receivables_daily"], db=db)
+
+    # A stored row that breaks the contract fails the rebuild, and the table stays as it was.
+    _break(db, *unconstrained, "UPDATE marts.fct_receivables_daily SET currency = NULL "
+                               "WHERE (balance_date, invoice_key) = (SELECT (balance_date, invoice_key) "
+                               "FROM marts.fct_receivables_daily ORDER BY ALL LIMIT 1)")
+    with pytest.raises(DbtError) as err:
+        warehouse.dbt(["run", "-s", "fct_receivables_daily"], db=db)
+    assert "NOT NULL constraint failed" in str(err.value) and "currency" in str(err.value)
+    assert query(db, constraints) == []
+
+
+def test_run_dbt_logs_each_line_and_frees_the_warehouse_file(warehouse, tmp_path, caplog):
+    """dbt runs in-process: its lines are logged as `dbt | ...`, the environment it was given is put
+    back, and its DuckDB handle is closed (this process can open the file with another configuration)."""
+    db = warehouse.copy(tmp_path)
+    env_before = {k: os.environ.get(k) for k in ("IWH_WAREHOUSE_PATH", "DBT_TARGET_PATH", "DBT_LOG_PATH")}
+    with caplog.at_level("INFO", logger="invoice_warehouse.warehouse.dbt"):
+        out = warehouse.dbt(["run", "-s", "dim_products"], db=db)
+    logged = [r.getMessage() for r in caplog.records if r.name == "invoice_warehouse.warehouse.dbt"]
+    assert [m for m in logged if m.startswith("dbt | ")] == [f"dbt | {line}" for line in out.splitlines()]
+    assert any("Done. PASS=1" in m for m in logged)
+    assert "\x1b[" not in out  # no colour codes in the task log
+    assert {k: os.environ.get(k) for k in env_before} == env_before
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM marts.dim_products").fetchone()[0] > 0
