@@ -3,8 +3,8 @@
 -- the days after the last one stored, up to as_of_date (var, default today); it never rebuilds
 -- history (`dbt build --full-refresh -s fct_receivables_daily` does). The first build starts at the
 -- earliest issue date. Balances come from int_invoice_balances_historized, aging from aging_bucket().
--- The contract's constraints (key, not-null, accepted values) are checked by DuckDB on each insert, so a
--- run checks the days it adds; ensure_contract_constraints() gives an older table those constraints.
+-- The contract's constraints (not null, accepted values) are checked by DuckDB on each insert, so a run
+-- checks the days it adds; ensure_contract_constraints() gives an older table those constraints.
 {{ config(
     materialized='incremental',
     unique_key=['balance_date', 'invoice_key'],
