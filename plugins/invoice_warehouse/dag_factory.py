@@ -138,8 +138,9 @@ file, so each runs in pool `duckdb_writer` (one slot) and the DAG has one active
 1. **load**: merges every new landed partition into `raw_<provider>.<entity>` (latest extraction wins,
    idempotent), quarantined records into `meta.quarantine`, an audit row per entity in
    `meta.load_audit`.
-2. **dbt_build**: `dbt seed` + `dbt build` (staging -> intermediate -> marts, with tests). A failing test
-   stops here: nothing is published.
+2. **dbt_build**: dbt in the task's process (staging -> intermediate -> marts, with tests and contract
+   constraints; seeds and unit tests when the project changed). A failing check stops here: nothing is
+   published.
 3. **publish**: copies the working file and swaps the copy in as the published warehouse
    (`$IWH_DATA_DIR/warehouse/warehouse.duckdb`) with one atomic rename. Analysts reading the old file
    are never blocked and never see a half-built warehouse.

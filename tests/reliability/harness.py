@@ -118,12 +118,12 @@ def extract(run_id: str, start: dt.datetime = START, end: dt.datetime = END,
 
 
 def build() -> None:
-    """The dbt_build task: dbt seed + dbt build (models and their tests) on the working file."""
+    """The dbt_build task: pipeline.build (models, their tests and constraints) on the working file."""
     pipeline.build(AS_OF_DATE)
 
 
 def warehouse(run_id: str) -> list[dict[str, Any]]:
-    """What the warehouse DAG does: load, dbt seed + build, publish."""
+    """What the warehouse DAG does: load, dbt build, publish."""
     audits = pipeline.load(run_id)
     build()
     pipeline.publish_warehouse()
