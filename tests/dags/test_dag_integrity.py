@@ -91,7 +91,8 @@ def test_lookback_widens_only_the_first_window(monkeypatch, tmp_path):
 
     calls = []
 
-    def fake_run_stream(client, spec, stream, *, start, end, landing, window_label, run_id, extra_manifest):
+    def fake_run_stream(client, spec, stream, *, start, end, landing, window_label, run_id, extra_manifest,
+                        full_refresh):
         calls.append((stream.name, start.date().isoformat(), end.date().isoformat(), window_label))
         return {"records": 0, "quarantined": 0, "pages": 1}
 
