@@ -11,6 +11,8 @@ database, so DAG files may import it at parse time).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -55,3 +57,22 @@ def duckdb_config() -> dict[str, str]:
         if value:
             out[key] = value
     return out
+
+
+@contextmanager
+def environ(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (or, with None, unset) environment variables for the block, then restore them."""
+    before = {k: os.environ.get(k) for k in values}
+
+    def apply(items: Mapping[str, str | None]) -> None:
+        for k, v in items.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    try:
+        apply(values)
+        yield
+    finally:
+        apply(before)

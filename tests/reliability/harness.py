@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,25 +44,6 @@ BOOKKEEPING = frozenset({"_extracted_at", "_run_id", "_batch_id", "_window", "ex
 COMPARED = "table_schema IN ('marts', 'intermediate', 'staging') OR table_schema LIKE 'raw\\_%' ESCAPE '\\'"
 RAW = "table_schema LIKE 'raw\\_%' ESCAPE '\\'"
 RAW_AND_META = RAW + " OR table_schema = 'meta'"
-
-
-@contextmanager
-def env(values: Mapping[str, str | None]) -> Iterator[None]:
-    """Set (or, with None, unset) environment variables for the block, then restore them."""
-    before = {k: os.environ.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def connection_env(sim: SimServer) -> dict[str, str]:
@@ -103,7 +84,7 @@ def running_pipeline(sim: SimServer, data_dir: Path, retry: RetryPolicy | None =
                 clients.append((self.spec.name, self._client))
         return self._client
 
-    with env(pipeline_env(sim, data_dir)), mock.patch.object(ProviderHook, "get_conn", get_conn):
+    with config.environ(pipeline_env(sim, data_dir)), mock.patch.object(ProviderHook, "get_conn", get_conn):
         yield
 
 

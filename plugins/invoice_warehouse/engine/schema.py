@@ -291,17 +291,6 @@ def _parse_date(value: Any, name: str, fmt: str | None) -> dt.date | None:
 _MISSING = object()
 
 
-def _get_path(record: Mapping[str, Any], path: str) -> Any:
-    cur: Any = record
-    for part in path.split("."):
-        if not isinstance(cur, Mapping):
-            return _MISSING
-        if part not in cur:
-            return _MISSING
-        cur = cur[part]
-    return cur
-
-
 @dataclass(frozen=True)
 class Schema:
     """The declared columns of one stream; parse() turns an API record into a typed row."""

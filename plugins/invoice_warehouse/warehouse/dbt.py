@@ -20,10 +20,8 @@ import hashlib
 import io
 import json
 import logging
-import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -82,20 +80,6 @@ class _LineLog(io.TextIOBase):
         log.info("dbt | %s", line)
 
 
-@contextmanager
-def _environ(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _close_duckdb() -> None:
     """Close dbt-duckdb's database handle, so the warehouse file is free for the next step (publish
     copies it, the tests open it) whatever the invocation did."""
@@ -130,7 +114,7 @@ def run_dbt(args: Sequence[str], *, work_db: Path | str | None = None, vars_: di
     out = _LineLog()
     with _LOCK:
         log.info("running dbt %s", " ".join(cli))
-        with _environ(env):
+        with config.environ(env):
             capture_stdout_logs(out)
             try:
                 res = dbtRunner().invoke(cli)

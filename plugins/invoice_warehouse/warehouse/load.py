@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 
+from invoice_warehouse import config
 from invoice_warehouse.engine.crash import crashpoint
 from invoice_warehouse.engine.landing import failed_quarantine_files, read_manifests
 
@@ -217,8 +218,6 @@ def load_all(db_path: Path | str, landing: Path | str, specs: Iterable[Any], *, 
     only_create = set(only_create)
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     out = []
-    from invoice_warehouse import config
-
     settings = {"temp_directory": str(Path(db_path).parent / ".load-spill"), **config.duckdb_config()}
     with duckdb.connect(config=settings) as con:
         # Row groups of 16k rows (DuckDB's default is 122,880): a large insert writes its rows to the file
