@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from invoice_warehouse.engine.crash import crashpoint
@@ -290,6 +291,19 @@ def run_stream(client: HttpClient, provider: ProviderSpec, stream: Stream, *, st
     return writer.commit({**stats, **(extra_manifest or {})})
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _values(column: Any) -> list:
+    """A landed column's values as the schema's parsers give them. UTC timestamps are read as their
+    microseconds: pyarrow's ``to_pylist`` of a zoned timestamp imports pandas (a task's fixed 0.3 s),
+    and ``pq.ParquetFile`` rather than ``pq.read_table`` for the same reason."""
+    if pa.types.is_timestamp(column.type) and column.type.unit == "us":
+        return [None if v is None else _EPOCH + dt.timedelta(microseconds=v)
+                for v in column.cast(pa.int64()).to_pylist()]
+    return column.to_pylist()
+
+
 def landed_markers(landing: Path | str, provider: str, stream: Stream, window_label: str) -> dict[tuple, Any]:
     """Key -> ``stream.unchanged_marker`` of the records landed in partitions of windows before
     ``window_label`` (the latest extraction of a key wins). Only earlier windows count: the partition
@@ -302,8 +316,8 @@ def landed_markers(landing: Path | str, provider: str, stream: Stream, window_la
     for m in read_manifests(landing, provider, stream.name):
         if m["window"] >= window_label or not m["records"]:
             continue
-        table = pq.read_table(m["data_path"], columns=[*pk, marker, "_extracted_at"])
-        cols = [table.column(c).to_pylist() for c in (*pk, marker, "_extracted_at")]
+        table = pq.ParquetFile(m["data_path"]).read(columns=[*pk, marker, "_extracted_at"])
+        cols = [_values(table.column(c)) for c in (*pk, marker, "_extracted_at")]
         for *key, value, at in zip(*cols, strict=True):
             k = tuple(key)
             if k not in newest or at > newest[k]:
@@ -324,9 +338,9 @@ def landed_ids(landing: Path | str, provider: str, stream: Stream, window_label:
                                f"{window_label} first (its ids come from {src.stream}.{src.column})")
         if not manifest["records"]:
             continue
-        table = pq.read_table(manifest["data_path"], columns=[src.column])
+        table = pq.ParquetFile(manifest["data_path"]).read(columns=[src.column])
         for batch in table.to_batches():
-            for value in batch.column(0).to_pylist():
+            for value in _values(batch.column(0)):
                 if value is None:
                     continue
                 for i in (src.extract(value) if src.extract else (value,)):

@@ -203,16 +203,23 @@ class Field:
         raise ValueError(f"unknown field type {t!r}")
 
 
+_INT64 = (-(2 ** 63), 2 ** 63 - 1)
+
+
 def _parse_int(value: Any, name: str) -> int:
     if isinstance(value, bool):
         raise RecordError(f"field {name!r}: {value!r} is not an integer")
     if isinstance(value, int):
-        return value
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-        return int(value.strip())
-    raise RecordError(f"field {name!r}: {value!r} is not an integer")
+        out = value
+    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        out = int(value)
+    elif isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+        out = int(value.strip())
+    else:
+        raise RecordError(f"field {name!r}: {value!r} is not an integer")
+    if not _INT64[0] <= out <= _INT64[1]:
+        raise RecordError(f"field {name!r}: {value!r} is outside the 64-bit integer range")
+    return out
 
 
 def _parse_decimal(value: Any, name: str, precision: int, scale: int) -> Decimal:
