@@ -21,6 +21,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,11 @@ class PartitionWriter:
                                         use_dictionary=[n for n in self.arrow_schema.names if n not in plain])
         self._qwriter: pq.ParquetWriter | None = None
         self._buf: list[dict[str, Any]] = []
+        # Batches are converted and written on a thread of their own, one at a time and at most one
+        # behind: Arrow's JSON reader and the Parquet encoder release the GIL, so they run on another
+        # core while the extraction goes on parsing pages.
+        self._io = ThreadPoolExecutor(1, thread_name_prefix=f"landing-{provider}-{entity}")
+        self._pending: Future | None = None
         self._flush_rows = flush_rows
         self.rows = 0
         self.quarantined = 0
@@ -119,10 +125,18 @@ class PartitionWriter:
     def _flush(self) -> None:
         if not self._buf:
             return
-        batch = rows_to_table(self._buf, self.arrow_schema)
-        self._writer.write_table(batch)
-        self.rows += len(self._buf)
-        self._buf = []
+        rows, self._buf = self._buf, []
+        self._wait()  # the previous batch is written (its error, if any, is raised here)
+        self._pending = self._io.submit(self._write_batch, rows)
+        self.rows += len(rows)
+
+    def _write_batch(self, rows: list[dict[str, Any]]) -> None:
+        self._writer.write_table(rows_to_table(rows, self.arrow_schema))
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def quarantine(self, raw: str, reason: str, source: str) -> None:
         if self._qwriter is None:
@@ -137,6 +151,11 @@ class PartitionWriter:
     def abort(self) -> None:
         """The extraction failed: drop the data, but keep what was quarantined (a failed page's raw text
         and reason) as ``failed-quarantine-<batch>.parquet``; the loader moves it to meta.quarantine."""
+        try:
+            self._wait()
+        except Exception:  # noqa: BLE001 - the data is dropped anyway
+            pass
+        self._io.shutdown(wait=True)
         for w in (self._writer, self._qwriter):
             if w is not None:
                 try:
@@ -150,6 +169,8 @@ class PartitionWriter:
     def commit(self, stats: dict[str, Any]) -> dict[str, Any]:
         """Rename data (and quarantine) into place, then the manifest; drop older batches."""
         self._flush()
+        self._wait()
+        self._io.shutdown(wait=True)
         self._writer.close()
         os.replace(self._tmp, self.dir / self.data_name)
         files = {"data": self.data_name, "quarantine": None}
