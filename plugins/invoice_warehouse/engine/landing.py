@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import os
 import time
 import uuid
@@ -31,6 +30,12 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from invoice_warehouse.engine.crash import crashpoint
+from invoice_warehouse.engine.manifest import (  # noqa: F401 - read_manifests, failed_quarantine_files: re-exported
+    MANIFEST,
+    failed_quarantine_files,
+    read_manifests,
+    write_json_atomic,
+)
 from invoice_warehouse.engine.schema import Schema
 
 QUARANTINE_SCHEMA = pa.schema([
@@ -44,8 +49,6 @@ QUARANTINE_SCHEMA = pa.schema([
     pa.field("_window", pa.string()),
     pa.field("_batch_id", pa.string()),
 ])
-
-MANIFEST = "_manifest.json"
 
 _ROW_ENCODER = msgspec.json.Encoder(decimal_format="string")
 
@@ -70,15 +73,6 @@ def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
         if pa.types.is_date(f.type):
             table = table.set_column(i, f, table.column(i).cast(f.type))
     return table
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class PartitionWriter:
@@ -198,28 +192,3 @@ class PartitionWriter:
             if old.name not in keep and not old.name.startswith((".", "failed-")):
                 old.unlink(missing_ok=True)
         return manifest
-
-
-def read_manifests(landing: Path | str, provider: str, entity: str) -> list[dict[str, Any]]:
-    """Every committed partition of an entity, oldest window first, with absolute file paths."""
-    base = Path(landing) / provider / entity
-    out = []
-    if not base.exists():
-        return out
-    for part in sorted(base.glob("window=*")):
-        mf = part / MANIFEST
-        if not mf.exists():
-            continue
-        m = json.loads(mf.read_text())
-        m["dir"] = str(part)
-        m["data_path"] = str(part / m["files"]["data"])
-        q = m["files"].get("quarantine")
-        m["quarantine_path"] = str(part / q) if q else None
-        out.append(m)
-    return out
-
-
-def failed_quarantine_files(landing: Path | str, provider: str, entity: str) -> list[Path]:
-    """Quarantine files left by failed extractions (their pages' raw text and the reason)."""
-    base = Path(landing) / provider / entity
-    return sorted(base.glob("window=*/failed-quarantine-*.parquet")) if base.exists() else []

@@ -26,7 +26,7 @@ import duckdb
 
 from invoice_warehouse import config
 from invoice_warehouse.engine.crash import crashpoint
-from invoice_warehouse.engine.landing import failed_quarantine_files, read_manifests
+from invoice_warehouse.engine.manifest import failed_quarantine_files, read_manifests
 
 log = logging.getLogger(__name__)
 
