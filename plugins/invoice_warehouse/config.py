@@ -50,8 +50,10 @@ def duckdb_config() -> dict[str, str]:
 
     The load reads Parquet straight into tables that are written to the file as their row groups fill,
     so it needs little memory: a worker that runs other tasks beside it is not asked for DuckDB's
-    default (80% of RAM). Anything larger than the limit (a wide merge) spills to a temp directory."""
-    out = {"memory_limit": LOAD_MEMORY_LIMIT}
+    default (80% of RAM). Anything larger than the limit (a wide merge) spills to a temp directory.
+    Raw tables are keyed, their row order means nothing: without ``preserve_insertion_order`` DuckDB
+    inserts a large batch from both threads without buffering it in order, twice as fast under the cap."""
+    out = {"memory_limit": LOAD_MEMORY_LIMIT, "preserve_insertion_order": "false"}
     for key in ("memory_limit", "threads"):
         value = os.environ.get(f"IWH_DUCKDB_{key.upper()}")
         if value:

@@ -145,10 +145,10 @@ def test_load_task_caps_duckdb_memory_and_still_merges(tmp_path, monkeypatch):
 
     monkeypatch.delenv("IWH_DUCKDB_MEMORY_LIMIT", raising=False)
     monkeypatch.delenv("IWH_DUCKDB_THREADS", raising=False)
-    assert config.duckdb_config() == {"memory_limit": "128MB"}
+    assert config.duckdb_config() == {"memory_limit": "128MB", "preserve_insertion_order": "false"}
     monkeypatch.setenv("IWH_DUCKDB_THREADS", "1")
     monkeypatch.setenv("IWH_DUCKDB_MEMORY_LIMIT", "24MB")
-    assert config.duckdb_config() == {"memory_limit": "24MB", "threads": "1"}
+    assert config.duckdb_config() == {"memory_limit": "24MB", "preserve_insertion_order": "false", "threads": "1"}
     pad = "x" * 400  # wide rows, so that the batch is larger than the cap
     wide = Schema.of(Field("id", required=True), Field("amount", "decimal(18,2)"), Field("note"))
     spec = SimpleNamespace(name="p", streams=[SimpleNamespace(name="things", primary_key=("id",), schema=wide)])
@@ -163,3 +163,27 @@ def test_load_task_caps_duckdb_memory_and_still_merges(tmp_path, monkeypatch):
     assert (a["rows_read"], a["rows_inserted"], a["rows_updated"]) == (60_000, 30_000, 30_000)
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*), sum(amount) FROM raw_p.things").fetchone() == (90_000, Decimal("150000.00"))
+
+
+def test_empty_raw_tables_have_the_types_of_the_landed_parquet(tmp_path):
+    # ensure_table creates a stream's raw table from Schema.duckdb_columns() (no Arrow in the load task):
+    # the same column types DuckDB gives the landed Parquet, for every stream of every provider.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from invoice_warehouse.registry import PROVIDERS
+    from invoice_warehouse.warehouse.load import ensure_table
+
+    con = duckdb.connect()
+    checked = 0
+    for spec in PROVIDERS.values():
+        for stream in spec.streams:
+            path = tmp_path / f"{spec.name}-{stream.name}.parquet"
+            pq.write_table(pa.Table.from_batches([], schema=stream.schema.arrow_schema()), path)
+            from_parquet = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+            ensure_table(con, spec.name, stream.name, stream.schema.duckdb_columns())
+            created = con.execute(f'DESCRIBE "raw_{spec.name}"."{stream.name}"').fetchall()
+            assert [(c[0], c[1]) for c in created] == [(c[0], c[1]) for c in from_parquet]
+            checked += 1
+    assert checked == 24
+    assert ("_extracted_at", "TIMESTAMP WITH TIME ZONE") in PROVIDERS["akinon"].stream("invoices").schema.duckdb_columns()

@@ -23,11 +23,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 UTC = dt.timezone.utc
 _DECIMAL_RE = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
@@ -103,6 +105,8 @@ class Field:
         return self.path or self.name
 
     def arrow_type(self) -> pa.DataType:
+        import pyarrow as pa  # here, not at the top: the load task reads schemas without Arrow
+
         t = self.type
         if t in ("string", "json", "currency"):
             return pa.string()
@@ -117,6 +121,24 @@ class Field:
         m = _DECIMAL_RE.match(t)
         if m:
             return pa.decimal128(int(m.group(1)), int(m.group(2)))
+        raise ValueError(f"unknown field type {t!r} for field {self.name!r}")
+
+    def duckdb_type(self) -> str:
+        """The DuckDB column type of ``arrow_type()`` (what DuckDB makes of the landed Parquet column)."""
+        t = self.type
+        if t in ("string", "json", "currency"):
+            return "VARCHAR"
+        if t == "int":
+            return "BIGINT"
+        if t == "bool":
+            return "BOOLEAN"
+        if t in ("timestamp", "epoch_ms", "epoch_s"):
+            return "TIMESTAMP WITH TIME ZONE"
+        if t == "date":
+            return "DATE"
+        m = _DECIMAL_RE.match(t)
+        if m:
+            return f"DECIMAL({int(m.group(1))},{int(m.group(2))})"
         raise ValueError(f"unknown field type {t!r} for field {self.name!r}")
 
     # --- parsing -----------------------------------------------------------------------------------
@@ -326,6 +348,8 @@ class Schema:
         return [f.name for f in self.fields]
 
     def arrow_schema(self) -> pa.Schema:
+        import pyarrow as pa
+
         cols = [pa.field(f.name, f.arrow_type()) for f in self.fields]
         cols += [
             pa.field("_extra", pa.string()),
@@ -335,6 +359,12 @@ class Schema:
             pa.field("_batch_id", pa.string()),
         ]
         return pa.schema(cols)
+
+    def duckdb_columns(self) -> list[tuple[str, str]]:
+        """(column, DuckDB type) of the landed table, bookkeeping columns included (as arrow_schema)."""
+        return [(f.name, f.duckdb_type()) for f in self.fields] + [
+            ("_extra", "VARCHAR"), ("_extracted_at", "TIMESTAMP WITH TIME ZONE"), ("_run_id", "VARCHAR"),
+            ("_window", "VARCHAR"), ("_batch_id", "VARCHAR")]
 
     def parse(self, record: Any) -> dict[str, Any]:
         if type(record) is not dict and not isinstance(record, Mapping):

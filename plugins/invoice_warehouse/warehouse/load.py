@@ -71,30 +71,27 @@ def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[st
     return {r[0]: r[1] for r in rows}
 
 
-def ensure_table(con: duckdb.DuckDBPyConnection, provider: str, entity: str, arrow_schema: Any) -> None:
-    """Nothing landed yet: an empty table of the declared shape, so every dbt source exists."""
-    if arrow_schema is None or _columns(con, f"raw_{provider}", entity):
+def ensure_table(con: duckdb.DuckDBPyConnection, provider: str, entity: str,
+                 columns: Sequence[tuple[str, str]] | None) -> None:
+    """Nothing landed yet: an empty table of the declared shape (``Schema.duckdb_columns()``), so every
+    dbt source exists."""
+    if not columns or _columns(con, f"raw_{provider}", entity):
         return
-    import pyarrow as pa
-
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(f'raw_{provider}')}")
-    empty = pa.Table.from_batches([], schema=arrow_schema)
-    con.register("_iwh_empty", empty)
-    try:
-        con.execute(f"CREATE TABLE {q(f'raw_{provider}')}.{q(entity)} AS SELECT * FROM _iwh_empty")
-    finally:
-        con.unregister("_iwh_empty")
+    cols = ", ".join(f"{q(name)} {typ}" for name, typ in columns)
+    con.execute(f"CREATE TABLE {q(f'raw_{provider}')}.{q(entity)} ({cols})")
 
 
 def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: str, entity: str,
                 primary_key: Sequence[str], *, run_id: str = "manual",
-                windows: Iterable[str] | None = None, arrow_schema: Any = None) -> dict[str, Any]:
+                windows: Iterable[str] | None = None, columns: Sequence[tuple[str, str]] | None = None,
+                ) -> dict[str, Any]:
     """Merge every committed, not-yet-loaded batch of ``provider``/``entity`` into its raw table."""
     started = time.monotonic()
     ensure_meta(con)
     wanted = set(windows) if windows is not None else None
     if wanted is not None and not wanted:
-        ensure_table(con, provider, entity, arrow_schema)
+        ensure_table(con, provider, entity, columns)
         return {"run_id": run_id, "provider": provider, "entity": entity, "windows": "", "batches": 0,
                 "rows_read": 0, "rows_inserted": 0, "rows_updated": 0, "rows_unchanged": 0,
                 "rows_quarantined": 0, "seconds": 0.0}
@@ -124,7 +121,7 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
         data_files = [m["data_path"] for m in manifests if m["records"] > 0]
         if data_files:
             audit.update(_merge_files(con, data_files, schema, table, primary_key))
-        ensure_table(con, provider, entity, arrow_schema)
+        ensure_table(con, provider, entity, columns)
         q_files = [m["quarantine_path"] for m in manifests if m.get("quarantine_path")]
         failed = [str(p) for p in failed_quarantine_files(landing, provider, entity) if p.name not in loaded]
         if failed:
@@ -231,7 +228,7 @@ def load_all(db_path: Path | str, landing: Path | str, specs: Iterable[Any], *, 
                 if chosen is not None and stream.name not in chosen:
                     continue
                 out.append(load_entity(con, landing, spec.name, stream.name, stream.primary_key,
-                                       run_id=run_id, arrow_schema=stream.schema.arrow_schema(),
+                                       run_id=run_id, columns=stream.schema.duckdb_columns(),
                                        windows=[] if spec.name in only_create else None))
         con.execute("CHECKPOINT")
     return out
