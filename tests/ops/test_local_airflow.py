@@ -106,6 +106,9 @@ def test_stop_process_group_kills_orphans_that_ignore_sigterm():
     """LocalExecutor workers outlive the scheduler and ignore SIGTERM: the whole group must go."""
     script = textwrap.dedent("""
         import os, signal, sys, time
+        # Ctrl-C ends the leader even when this test runs in the background (nohup, `&`), where SIGINT
+        # arrives ignored and Python would not install its handler (serve_airflow does the same).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         if os.fork() == 0:                       # an idle worker: ignores SIGINT and SIGTERM
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
