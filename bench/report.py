@@ -27,9 +27,10 @@ BUCKETS = {
         ("schema parse (typing; nested fields re-encoded as JSON text)", [("parse", "engine/schema.py")]),
         ("  of which JSON re-encoding of nested fields (schema.dumps)", [("dumps", "engine/schema.py")]),
         ("JSON decode of response bodies (http.parse_json)", [("parse_json", "engine/http.py")]),
-        ("Parquet landing (Arrow from_pylist + ParquetWriter)", [("_flush", "engine/landing.py"),
-                                                                ("commit", "engine/landing.py")]),
-        ("HTTP client (requests/urllib3), socket waits excluded", [("request", "requests/sessions.py")]),
+        ("Parquet landing (rows to Arrow through its JSON reader, ParquetWriter; on the landing thread)",
+         [("_write_batch", "engine/landing.py"), ("_flush", "engine/landing.py"), ("commit", "engine/landing.py")]),
+        ("HTTP client (requests/urllib3), socket waits excluded (waits to re-take the GIL included)",
+         [("request", "requests/sessions.py")]),
         ("page loop detection (fingerprints, page digests)", [("fingerprint", "engine/paginate.py"),
                                                               ("_page_digest", "engine/runner.py")]),
     ],
@@ -514,8 +515,9 @@ def analysis(res: dict[str, Any]) -> list[str]:
         big = max(loads, key=lambda x: x["rows"])
         out += [f"* **Load ({big['rows']:,} {big['provider']} {big['entity']})**: {big['load']['seconds']:.1f}s "
                 f"against the plain copy's {big['ctas']['seconds']:.1f}s. A first load reads the Parquet straight "
-                "into the new table (after one pass over the key columns to see whether any key repeats), so it "
-                "costs what the copy costs; small batches pay a fixed cost (the audit, the metadata tables, the "
+                "into the new table (after one pass over the key columns to see whether any key repeats), from both "
+                "threads at once (insertion order is not kept: raw tables are keyed), so it costs what the copy "
+                "costs or less; small batches pay a fixed cost (the audit, the metadata tables, the "
                 "checkpoint) that the copy does not have."]
     b = res.get("backfill") or {}
     if "backfill" in b and "incremental" in b:
