@@ -103,12 +103,13 @@ def test_a_token_that_dies_again_while_a_request_is_retried_is_refreshed_again()
     server = new_sim()
     try:
         faults, book = server.state.faults["dealpos"], server.state.tokens["dealpos"]
-        faults.update(token_ttl=0.3, slow_seconds=0.8)
+        # A token lives 1 s: long enough for a request on a busy machine, shorter than a read timeout.
+        faults.update(token_ttl=1.0, slow_seconds=3.0)
         c = build_client(PROVIDERS["dealpos"], conn_info(server, "dealpos"),
-                         retry=RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.02, read_timeout=0.4))
+                         retry=RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.02, read_timeout=1.5))
         spec = PROVIDERS["dealpos"]
         c.request_json("GET", spec.test_path, params=dict(spec.test_params))  # token 1, alive
-        time.sleep(0.4)  # token 1 dies
+        time.sleep(1.1)  # token 1 dies
         # the data request (401), token 2, the data request again (slow: times out), ...
         faults.update(schedule=["ok", "ok", "slow"])
         body, _ = c.request_json("GET", spec.test_path, params=dict(spec.test_params))
