@@ -96,6 +96,34 @@ def test_faulty_run_gives_the_clean_warehouse(faulty_sim, clean_run, tmp_path):
     harness.assert_same_warehouse(got, clean_run.snapshot)
 
 
+def test_after_a_401_the_new_token_is_taken_after_the_rate_limiter_wait():
+    """401 -> the retry waits in the rate limiter (another request's 429 paused it) -> only then is the new
+    token taken: one taken before the wait would die during it, and a 401 straight after a refresh is a
+    refusal of the credentials."""
+    server = new_sim()
+    try:
+        server.state.faults["dealpos"].update(token_ttl=1.0)
+        c = build_client(PROVIDERS["dealpos"], conn_info(server, "dealpos"),
+                         retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02))
+        spec = PROVIDERS["dealpos"]
+        c.request_json("GET", spec.test_path, params=dict(spec.test_params))  # token 1
+        time.sleep(1.1)  # token 1 dies (DealPOS does not announce it)
+        acquire, waits = c.limiter.acquire, []
+
+        def paused_once_a_new_token_exists() -> None:
+            if c.auth.grants >= 2 and not waits:
+                waits.append(1.5)
+                time.sleep(1.5)  # longer than a token lives
+            acquire()
+
+        c.limiter.acquire = paused_once_a_new_token_exists
+        body, _ = c.request_json("GET", spec.test_path, params=dict(spec.test_params))
+        assert body is not None
+        assert (c.stats.statuses.get(401), c.stats.refreshes, c.auth.grants) == (1, 1, 2)
+    finally:
+        server.stop()
+
+
 def test_a_token_that_dies_again_while_a_request_is_retried_is_refreshed_again():
     """401 -> refresh -> the retry times out -> by the next attempt the new token has died too: that is
     a second expiry, not a refusal of the credentials, so the token is refreshed again (a 401 straight

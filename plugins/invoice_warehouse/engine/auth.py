@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from invoice_warehouse.engine.http import Auth, HttpClient
@@ -85,3 +85,10 @@ class TokenAuth(Auth):
     def refresh(self, client: HttpClient) -> None:
         with self._lock:
             self._renew(client)
+
+    def expire(self, sent: Mapping[str, str]) -> None:
+        """Renew at the next ``headers()``, unless another thread has renewed since ``sent`` was taken."""
+        with self._lock:
+            g = self._grant
+            if g is not None and sent.get(self._header) == f"{g.token_type or 'Bearer'} {g.access_token}":
+                self._expires_at = 0.0

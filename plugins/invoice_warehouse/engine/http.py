@@ -116,6 +116,10 @@ class Auth:
     def refresh(self, client: HttpClient) -> None:  # pragma: no cover - trivial
         return None
 
+    def expire(self, sent: Mapping[str, str]) -> None:  # pragma: no cover - trivial
+        """The token in the headers ``sent`` was refused (401): the next ``headers()`` takes a new one."""
+        return None
+
 
 @dataclass
 class Stats:
@@ -229,7 +233,6 @@ class HttpClient:
         self._sleep = sleep
         self._local = threading.local()
         self._pool_size = pool_size
-        self._auth_lock = threading.Lock()
         self.secrets: set[str] = set()  # every credential and token: scrubbed from error messages
 
     def add_secret(self, secret: str | None) -> None:
@@ -269,12 +272,13 @@ class HttpClient:
             return path
         return urljoin(self.base_url, path.lstrip("/"))
 
-    def raw_request(self, method: str, url: str, **kw: Any) -> requests.Response:
-        """One request with no retry (used by auth token calls inside the retry loop)."""
+    def raw_request(self, method: str, url: str, *, limited: bool = True, **kw: Any) -> requests.Response:
+        """One request with no retry (used by auth token calls inside the retry loop); ``limited=False``
+        when the caller has already waited for the rate limiter."""
         kw.setdefault("timeout", (self.retry.connect_timeout, self.retry.read_timeout))
         if self.verify is not True:
             kw.setdefault("verify", self.verify)
-        if self.limiter:
+        if limited and self.limiter:
             self.limiter.acquire()
         resp = self.session.request(method, url, stream=True, **kw)
         _read_body(resp)
@@ -309,6 +313,11 @@ class HttpClient:
         attempt = 0
         while True:
             attempt += 1
+            # Wait for the rate limiter first, then take the token: a token taken before a long wait (a
+            # 429's pause) may die before its request is sent, and a 401 straight after a refresh is a
+            # refusal of the credentials.
+            if self.limiter:
+                self.limiter.acquire()
             hdrs = {"Accept": "application/json", **self.default_headers, **(headers or {})}
             if authenticate:
                 hdrs.update(self.auth.headers(self))
@@ -322,7 +331,7 @@ class HttpClient:
             reason: str
             wait: float | None = None
             try:
-                resp = self.raw_request(method, url, params=params, data=data, headers=hdrs)
+                resp = self.raw_request(method, url, limited=False, params=params, data=data, headers=hdrs)
             except requests.Timeout:
                 reason = "timeout"
                 self.stats.count(None)
@@ -333,9 +342,11 @@ class HttpClient:
             else:
                 status = resp.status_code
                 if status == 401 and authenticate and self.auth.can_refresh and not refreshed:
+                    # The new token is taken by the next attempt, after its wait for the rate limiter:
+                    # one taken now could die during that wait (a 429's pause), and a 401 straight after a
+                    # refresh is a refusal of the credentials.
                     refreshed = True
-                    with self._auth_lock:
-                        self.auth.refresh(self)
+                    self.auth.expire(hdrs)
                     self.stats.refreshes += 1
                     attempt -= 1  # a refresh is not a failed attempt
                     continue
