@@ -23,15 +23,22 @@ def _break(db, *sql: str) -> None:
             con.execute(statement)
 
 
-def test_a_null_in_a_not_null_staging_column_fails_the_build(warehouse, tmp_path):
-    if "dealpos" not in warehouse.providers:
-        pytest.skip("dealpos not available")
+def _failed_dbt(warehouse, tmp_path, provider: str, args: list[str], *sql: str):
+    """dbt ``args`` on a copy of the warehouse whose raw data ``sql`` broke: the copy and the message
+    of the DbtError it must raise."""
+    if provider not in warehouse.providers:
+        pytest.skip(f"{provider} not available")
     db = warehouse.copy(tmp_path)
-    _break(db, 'UPDATE raw_dealpos.invoices SET "CustomerID" = NULL '
-               'WHERE "ID" = (SELECT min("ID") FROM raw_dealpos.invoices)')
+    _break(db, *sql)
     with pytest.raises(DbtError) as err:
-        warehouse.dbt(["build", "-s", "stg_dealpos__invoices+"], db=db)
-    msg = str(err.value)
+        warehouse.dbt(args, db=db)
+    return db, str(err.value)
+
+
+def test_a_null_in_a_not_null_staging_column_fails_the_build(warehouse, tmp_path):
+    db, msg = _failed_dbt(warehouse, tmp_path, "dealpos", ["build", "-s", "stg_dealpos__invoices+"],
+                          'UPDATE raw_dealpos.invoices SET "CustomerID" = NULL '
+                          'WHERE "ID" = (SELECT min("ID") FROM raw_dealpos.invoices)')
     assert "model stg_dealpos__invoices" in msg
     assert "NOT NULL constraint failed: stg_dealpos__invoices__dbt_tmp.customer_id" in msg
     # The failed model left the last good table in place, and nothing downstream was built from it.
@@ -40,43 +47,27 @@ def test_a_null_in_a_not_null_staging_column_fails_the_build(warehouse, tmp_path
 
 
 def test_a_duplicate_key_fails_the_build(warehouse, tmp_path):
-    if "dealpos" not in warehouse.providers:
-        pytest.skip("dealpos not available")
-    db = warehouse.copy(tmp_path)
-    _break(db, "INSERT INTO raw_dealpos.invoices SELECT * FROM raw_dealpos.invoices "
-               'WHERE "ID" = (SELECT min("ID") FROM raw_dealpos.invoices)')
-    with pytest.raises(DbtError) as err:
-        warehouse.dbt(["build", "-s", "stg_dealpos__invoices"], db=db)
-    msg = str(err.value)
+    _, msg = _failed_dbt(warehouse, tmp_path, "dealpos", ["build", "-s", "stg_dealpos__invoices"],
+                         "INSERT INTO raw_dealpos.invoices SELECT * FROM raw_dealpos.invoices "
+                         'WHERE "ID" = (SELECT min("ID") FROM raw_dealpos.invoices)')
     assert "model stg_dealpos__invoices" in msg
     assert "Constraint Error: PRIMARY KEY or UNIQUE constraint violation: duplicate key" in msg
 
 
 def test_a_value_outside_the_accepted_ones_fails_the_build(warehouse, tmp_path):
-    if "dealpos" not in warehouse.providers:
-        pytest.skip("dealpos not available")
-    db = warehouse.copy(tmp_path)
     # stg_dealpos__invoices.source_status: Cancelled, or the payment state Paid / Partial / Unpaid.
-    _break(db, "UPDATE raw_dealpos.invoices SET \"Status\" = 'Archived', \"Payment\" = 'Archived' "
-               'WHERE "ID" = (SELECT min("ID") FROM raw_dealpos.invoices)')
-    with pytest.raises(DbtError) as err:
-        warehouse.dbt(["build", "-s", "stg_dealpos__invoices"], db=db)
-    msg = str(err.value)
+    _, msg = _failed_dbt(warehouse, tmp_path, "dealpos", ["build", "-s", "stg_dealpos__invoices"],
+                         "UPDATE raw_dealpos.invoices SET \"Status\" = 'Archived', \"Payment\" = 'Archived' "
+                         'WHERE "ID" = (SELECT min("ID") FROM raw_dealpos.invoices)')
     assert "CHECK constraint failed" in msg and "source_status IN ('Paid', 'Partial', 'Unpaid', 'Cancelled')" in msg
 
 
 def test_the_raw_checks_name_the_table_and_the_failed_checks(warehouse, tmp_path):
-    if "redex" not in warehouse.providers:
-        pytest.skip("redex not available")
-    db = warehouse.copy(tmp_path)
-    _break(db,
-           "UPDATE raw_redex.invoices SET \"TransactionType\" = 'Bogus' "
-           "WHERE \"InvoiceNumber\" = (SELECT min(\"InvoiceNumber\") FROM raw_redex.invoices)",
-           "UPDATE raw_redex.invoices SET \"Total\" = NULL "
-           "WHERE \"InvoiceNumber\" = (SELECT max(\"InvoiceNumber\") FROM raw_redex.invoices)")
-    with pytest.raises(DbtError) as err:
-        warehouse.dbt(["test", "-s", "source:raw_redex.invoices"], db=db)
-    msg = str(err.value)
+    db, msg = _failed_dbt(warehouse, tmp_path, "redex", ["test", "-s", "source:raw_redex.invoices"],
+                          "UPDATE raw_redex.invoices SET \"TransactionType\" = 'Bogus' "
+                          "WHERE \"InvoiceNumber\" = (SELECT min(\"InvoiceNumber\") FROM raw_redex.invoices)",
+                          "UPDATE raw_redex.invoices SET \"Total\" = NULL "
+                          "WHERE \"InvoiceNumber\" = (SELECT max(\"InvoiceNumber\") FROM raw_redex.invoices)")
     assert "Failure in test raw_redex_invoices_columns_valid" in msg and "Got 2 results" in msg
     # The failing rows say which checks failed (the compiled query, run as is).
     compiled = next((warehouse.data_dir / "dbt" / "target" / "compiled").rglob("raw_redex_invoices_columns_valid.sql"))

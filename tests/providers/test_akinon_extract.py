@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from invoice_warehouse.engine.landing import read_manifests
+from invoice_warehouse.engine.manifest import read_manifests
 from invoice_warehouse.registry import PROVIDERS
 from invoice_warehouse.warehouse.dbt import run_dbt
 from invoice_warehouse.warehouse.load import load_all

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from invoice_warehouse.engine.http import AuthError
-from invoice_warehouse.engine.landing import read_manifests
+from invoice_warehouse.engine.manifest import read_manifests
 from invoice_warehouse.engine.runner import run_stream
 from invoice_warehouse.providers.dealpos import SPEC, DealposHook, _pages
 from invoice_warehouse.warehouse.dbt import run_dbt

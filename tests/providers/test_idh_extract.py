@@ -20,7 +20,7 @@ import duckdb
 import pytest
 
 from invoice_warehouse.engine.http import ApiError, AuthError, HttpClient
-from invoice_warehouse.engine.landing import read_manifests
+from invoice_warehouse.engine.manifest import read_manifests
 from invoice_warehouse.engine.runner import run_stream
 from invoice_warehouse.providers.idh import SPEC, IdhHook
 from invoice_warehouse.warehouse.dbt import run_dbt

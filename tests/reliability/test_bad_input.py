@@ -29,7 +29,7 @@ import pytest
 from invoice_warehouse import config, pipeline, registry
 from invoice_warehouse.engine.hook import ProviderHook
 from invoice_warehouse.engine.http import HttpClient, RetryPolicy
-from invoice_warehouse.engine.landing import read_manifests
+from invoice_warehouse.engine.manifest import read_manifests
 from invoice_warehouse.engine.paginate import NextLinkPaginator, PageNumberPaginator, Paginator
 from invoice_warehouse.engine.schema import Field, Schema
 from invoice_warehouse.engine.spec import ProviderSpec, Stream

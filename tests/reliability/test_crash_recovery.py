@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from invoice_warehouse import config, pipeline
-from invoice_warehouse.engine.landing import MANIFEST, read_manifests
+from invoice_warehouse.engine.manifest import MANIFEST, read_manifests
 from invoice_warehouse.registry import PROVIDERS
 from tests.reliability import harness
 

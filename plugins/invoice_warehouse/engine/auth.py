@@ -82,10 +82,6 @@ class TokenAuth(Auth):
         assert g is not None
         return {self._header: f"{g.token_type or 'Bearer'} {g.access_token}"}
 
-    def refresh(self, client: HttpClient) -> None:
-        with self._lock:
-            self._renew(client)
-
     def expire(self, sent: Mapping[str, str]) -> None:
         """Renew at the next ``headers()``, unless another thread has renewed since ``sent`` was taken."""
         with self._lock:

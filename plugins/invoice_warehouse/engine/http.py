@@ -113,9 +113,6 @@ class Auth:
     def headers(self, client: HttpClient) -> dict[str, str]:
         return {}
 
-    def refresh(self, client: HttpClient) -> None:  # pragma: no cover - trivial
-        return None
-
     def expire(self, sent: Mapping[str, str]) -> None:  # pragma: no cover - trivial
         """The token in the headers ``sent`` was refused (401): the next ``headers()`` takes a new one."""
         return None
@@ -272,14 +269,11 @@ class HttpClient:
             return path
         return urljoin(self.base_url, path.lstrip("/"))
 
-    def raw_request(self, method: str, url: str, *, limited: bool = True, **kw: Any) -> requests.Response:
-        """One request with no retry (used by auth token calls inside the retry loop); ``limited=False``
-        when the caller has already waited for the rate limiter."""
+    def raw_request(self, method: str, url: str, **kw: Any) -> requests.Response:
+        """One request with no retry, sent at once: request_json has waited for the rate limiter."""
         kw.setdefault("timeout", (self.retry.connect_timeout, self.retry.read_timeout))
         if self.verify is not True:
             kw.setdefault("verify", self.verify)
-        if limited and self.limiter:
-            self.limiter.acquire()
         resp = self.session.request(method, url, stream=True, **kw)
         _read_body(resp)
         self.stats.count(resp.status_code, len(resp.content))
@@ -331,7 +325,7 @@ class HttpClient:
             reason: str
             wait: float | None = None
             try:
-                resp = self.raw_request(method, url, limited=False, params=params, data=data, headers=hdrs)
+                resp = self.raw_request(method, url, params=params, data=data, headers=hdrs)
             except requests.Timeout:
                 reason = "timeout"
                 self.stats.count(None)

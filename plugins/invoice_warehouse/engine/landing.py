@@ -30,12 +30,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from invoice_warehouse.engine.crash import crashpoint
-from invoice_warehouse.engine.manifest import (  # noqa: F401 - read_manifests, failed_quarantine_files: re-exported
-    MANIFEST,
-    failed_quarantine_files,
-    read_manifests,
-    write_json_atomic,
-)
+from invoice_warehouse.engine.manifest import MANIFEST, write_json_atomic
 from invoice_warehouse.engine.schema import Schema
 
 QUARANTINE_SCHEMA = pa.schema([

@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 
 from invoice_warehouse.engine.crash import crashpoint
 from invoice_warehouse.engine.http import ApiError, BadResponse, HttpClient
-from invoice_warehouse.engine.landing import PartitionWriter, read_manifests
+from invoice_warehouse.engine.landing import PartitionWriter
+from invoice_warehouse.engine.manifest import read_manifests
 from invoice_warehouse.engine.paginate import PaginationError, Request
 from invoice_warehouse.engine.schema import RecordError, dumps, record_key
 from invoice_warehouse.engine.spec import ProviderSpec, Stream

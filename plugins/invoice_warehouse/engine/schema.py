@@ -83,6 +83,26 @@ def dumps(value: Any) -> str:
     return out.decode()
 
 
+_TSTZ = "TIMESTAMP WITH TIME ZONE"
+#: field type -> DuckDB column type (decimal(p,s) -> DECIMAL(p,s) besides these)
+_DUCKDB_TYPES = {"string": "VARCHAR", "json": "VARCHAR", "currency": "VARCHAR", "int": "BIGINT",
+                 "bool": "BOOLEAN", "timestamp": _TSTZ, "epoch_ms": _TSTZ, "epoch_s": _TSTZ, "date": "DATE"}
+#: the landed bookkeeping columns, after the declared ones
+_META_TYPES = (("_extra", "VARCHAR"), ("_extracted_at", _TSTZ), ("_run_id", "VARCHAR"), ("_window", "VARCHAR"),
+               ("_batch_id", "VARCHAR"))
+
+
+def _arrow_type(duckdb_type: str) -> pa.DataType:
+    """The Arrow type landed for a DuckDB column type of ``_DUCKDB_TYPES`` or ``DECIMAL(p,s)``."""
+    import pyarrow as pa  # here, not at the top: the load task reads schemas without Arrow
+
+    if duckdb_type.startswith("DECIMAL("):
+        precision, scale = duckdb_type[len("DECIMAL("):-1].split(",")
+        return pa.decimal128(int(precision), int(scale))
+    return {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "BOOLEAN": pa.bool_(),
+            _TSTZ: pa.timestamp("us", tz="UTC"), "DATE": pa.date32()}[duckdb_type]
+
+
 @dataclass(frozen=True)
 class Field:
     """One declared column.
@@ -105,37 +125,13 @@ class Field:
         return self.path or self.name
 
     def arrow_type(self) -> pa.DataType:
-        import pyarrow as pa  # here, not at the top: the load task reads schemas without Arrow
-
-        t = self.type
-        if t in ("string", "json", "currency"):
-            return pa.string()
-        if t == "int":
-            return pa.int64()
-        if t == "bool":
-            return pa.bool_()
-        if t in ("timestamp", "epoch_ms", "epoch_s"):
-            return pa.timestamp("us", tz="UTC")
-        if t == "date":
-            return pa.date32()
-        m = _DECIMAL_RE.match(t)
-        if m:
-            return pa.decimal128(int(m.group(1)), int(m.group(2)))
-        raise ValueError(f"unknown field type {t!r} for field {self.name!r}")
+        return _arrow_type(self.duckdb_type())
 
     def duckdb_type(self) -> str:
-        """The DuckDB column type of ``arrow_type()`` (what DuckDB makes of the landed Parquet column)."""
+        """The column's DuckDB type: what DuckDB makes of the landed Parquet column (``arrow_type()``)."""
         t = self.type
-        if t in ("string", "json", "currency"):
-            return "VARCHAR"
-        if t == "int":
-            return "BIGINT"
-        if t == "bool":
-            return "BOOLEAN"
-        if t in ("timestamp", "epoch_ms", "epoch_s"):
-            return "TIMESTAMP WITH TIME ZONE"
-        if t == "date":
-            return "DATE"
+        if t in _DUCKDB_TYPES:
+            return _DUCKDB_TYPES[t]
         m = _DECIMAL_RE.match(t)
         if m:
             return f"DECIMAL({int(m.group(1))},{int(m.group(2))})"
@@ -350,21 +346,11 @@ class Schema:
     def arrow_schema(self) -> pa.Schema:
         import pyarrow as pa
 
-        cols = [pa.field(f.name, f.arrow_type()) for f in self.fields]
-        cols += [
-            pa.field("_extra", pa.string()),
-            pa.field("_extracted_at", pa.timestamp("us", tz="UTC")),
-            pa.field("_run_id", pa.string()),
-            pa.field("_window", pa.string()),
-            pa.field("_batch_id", pa.string()),
-        ]
-        return pa.schema(cols)
+        return pa.schema([pa.field(name, _arrow_type(typ)) for name, typ in self.duckdb_columns()])
 
     def duckdb_columns(self) -> list[tuple[str, str]]:
-        """(column, DuckDB type) of the landed table, bookkeeping columns included (as arrow_schema)."""
-        return [(f.name, f.duckdb_type()) for f in self.fields] + [
-            ("_extra", "VARCHAR"), ("_extracted_at", "TIMESTAMP WITH TIME ZONE"), ("_run_id", "VARCHAR"),
-            ("_window", "VARCHAR"), ("_batch_id", "VARCHAR")]
+        """(column, DuckDB type) of the landed table, the bookkeeping columns included."""
+        return [(f.name, f.duckdb_type()) for f in self.fields] + list(_META_TYPES)
 
     def parse(self, record: Any) -> dict[str, Any]:
         if type(record) is not dict and not isinstance(record, Mapping):
