@@ -86,3 +86,34 @@ def test_unknown_status_and_unknown_currency_are_record_errors():
     assert cur.parse("usd") == "USD"
     with pytest.raises(RecordError, match="field 'CurrencyCode': 'XYZ' is not an ISO 4217 currency code"):
         cur.parse("XYZ")
+
+
+def test_dotted_paths_and_every_value_kind_parse_as_each_field_does():
+    """Schema.parse (one function generated per schema) gives, per column, what the field's own parse
+    gives for the value at its path: through dicts, other mappings, nulls and non-objects on the way."""
+    from types import MappingProxyType
+
+    schema = Schema.of(Field("id", required=True), Field("a", path="x.y.z"), Field("b", "int", path="x.n"),
+                       Field("c", "json", path="x.y"), Field("d", "json", path="x.j"), Field("e", "bool"),
+                       Field("f", "decimal(18,2)", required=True, path="m.amount"))
+    record = {"id": 7, "x": MappingProxyType({"y": {"z": True}, "n": "12", "j": {"b": [1, Decimal("2.50")]}}),
+              "e": "false", "m": {"amount": "3.1"}, "q": None}
+    assert schema.parse(record) == {"id": "7", "a": "true", "b": 12, "c": '{"z":true}', "d": '{"b":[1,"2.50"]}',
+                                    "e": False, "f": Decimal("3.10"), "_extra": '{"q":null}'}
+    # a path through null, a list or a missing key is null; a required one says which and how
+    assert schema.parse({"id": "s", "x": None, "m": {"amount": 1}}) == {
+        "id": "s", "a": None, "b": None, "c": None, "d": None, "e": None, "f": Decimal("1.00"), "_extra": None}
+    assert schema.parse({"id": Decimal("1.5"), "x": {"y": [1]}, "m": {"amount": 0}})["a"] is None
+    assert schema.parse({"id": Decimal("1.5"), "x": {"y": [1]}, "m": {"amount": 0}})["id"] == "1.5"
+    with pytest.raises(RecordError, match="required field 'm.amount' is missing"):
+        schema.parse({"id": 1, "m": "3.1"})
+    with pytest.raises(RecordError, match="required field 'm.amount' is null"):
+        schema.parse({"id": 1, "m": {"amount": None}})
+    with pytest.raises(RecordError, match="required field 'id' is missing"):
+        schema.parse({"m": {"amount": 1}})
+    with pytest.raises(RecordError, match=r"field 'x.y.z': expected a scalar, got list"):
+        schema.parse({"id": 1, "x": {"y": {"z": [1]}}, "m": {"amount": 1}})
+    with pytest.raises(RecordError, match=r"field 'x.n': True is not an integer"):
+        schema.parse({"id": 1, "x": {"n": True}, "m": {"amount": 1}})
+    with pytest.raises(RecordError, match="record is a str, not an object"):
+        schema.parse("id")
