@@ -24,12 +24,13 @@ IO_WAIT = (("readinto", "socket.py"), ("recv_into", "socket.py"))
 
 BUCKETS = {
     "extractor": [
-        ("schema parse (typing; nested fields re-encoded as JSON text)", [("parse", "engine/schema.py")]),
+        ("schema parse (typing; nested fields re-encoded as JSON text)",
+         [("parse", "engine/schema.py"), ("parse", "<parser of")]),
         ("  of which JSON re-encoding of nested fields (schema.dumps)", [("dumps", "engine/schema.py")]),
         ("JSON decode of response bodies (http.parse_json)", [("parse_json", "engine/http.py")]),
         ("Parquet landing (rows to Arrow through its JSON reader, ParquetWriter; on the landing thread)",
          [("_write_batch", "engine/landing.py"), ("_flush", "engine/landing.py"), ("commit", "engine/landing.py")]),
-        ("HTTP client (requests/urllib3), socket waits excluded (waits to re-take the GIL included)",
+        ("HTTP client (requests/urllib3; socket waits excluded)",
          [("request", "requests/sessions.py")]),
         ("page loop detection (fingerprints, page digests)", [("fingerprint", "engine/paginate.py"),
                                                               ("_page_digest", "engine/runner.py")]),
@@ -55,11 +56,13 @@ def _match(frame: str, pats) -> bool:
     return any(name == n and f in where for n, f in pats)
 
 
-def spy(pid: int, out: Path, rate: int = 100) -> subprocess.Popen:
-    """Sample ``pid`` with py-spy until it exits (or until terminated) into raw folded stacks."""
+def spy(pid: int, out: Path, rate: int = 100, gil: bool = False) -> subprocess.Popen:
+    """Sample ``pid`` with py-spy until it exits (or until terminated) into raw folded stacks; with
+    ``gil``, only the thread holding the GIL is sampled."""
     out.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([str(PYSPY), "record", "--pid", str(pid), "-f", "raw", "-o", str(out), "-r", str(rate),
-                             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--nonblocking", *(["--gil"] if gil else [])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc.terminate = lambda p=proc: p.send_signal(signal.SIGINT)  # type: ignore[method-assign]  # SIGINT writes the file
     return proc
 
@@ -428,9 +431,13 @@ def render(res: dict[str, Any]) -> str:
     prof = res.get("profiles") or {}
     if prof:
         md += ["## Profiles", "",
-               "py-spy (100 Hz, all threads, `--nonblocking`) of whole runs. Percentages are of the samples where a thread was "
+               "py-spy (100 Hz, `--nonblocking`) of whole runs of their own, never of a timed run (the sampler "
+               "takes CPU from the same two cores). `extractor-replay-*` samples only the thread holding the GIL "
+               "(`--gil`): the extraction's Python code runs on one core at a time, so that is where its time "
+               "goes. The others sample all threads; their percentages are of the samples where a thread was "
                "busy (threads parked in a queue, a condition or the event loop's select are left out; *socket "
-               "wait* is a thread blocked reading a response).", ""]
+               "wait* is a thread blocked reading a response, and a thread waiting to take the GIL back after "
+               "a system call counts as busy).", ""]
         for name, p in prof.items():
             md += [f"### {name}", "",
                    f"{p['samples']:,} samples; idle {p['idle_pct']}%, socket wait {p['io_wait_pct']}%, busy "
@@ -467,17 +474,21 @@ def analysis(res: dict[str, Any]) -> list[str]:
                 f"against a network floor of {res['peer']['scale'] / 100 * 0.02 / 8:.1f}s (pages x 20 ms / 8): "
                 + ("it is CPU-bound on one core (one interpreter, the GIL)" if busy > 0.6 else
                    "it mostly waits on the network")
-                + "." + (f" Its profile: schema parse {_bucket(prof, ext, 'schema parse')}% of busy samples "
-                         f"(of which nested fields written as JSON text {_bucket(prof, ext, 'of which')}%), JSON "
-                         f"decode {_bucket(prof, ext, 'JSON decode')}%, Parquet landing "
-                         f"{_bucket(prof, ext, 'Parquet')}%, requests/urllib3 {_bucket(prof, ext, 'HTTP client')}%."
-                         if ext else "")
+                + "." + (f" Where the GIL's time goes (py-spy `--gil`, a separate run): schema parse "
+                         f"{_bucket(prof, ext, 'schema parse')}% (of which nested fields written as JSON text "
+                         f"{_bucket(prof, ext, 'of which')}%), JSON decode {_bucket(prof, ext, 'JSON decode')}%, "
+                         f"Parquet landing {_bucket(prof, ext, 'Parquet')}%, requests/urllib3 "
+                         f"{_bucket(prof, ext, 'HTTP client')}%." if ext else "")
                 + f" dlt spent {rp['dlt_cpu']:.1f} CPU-s ("
                 + ", ".join(f"{k} {v:.0f}s" for k, v in rp["dlt_steps"].items() if k != "run")
                 + f"). Other processes took {rp['other_ours']:.0f} / {rp['other_dlt']:.0f} CPU-s of the two "
-                "cores during ours / dlt's run. Reaching 8x would need the extractor's per-record work "
-                "(exact decimal typing, UTC conversion, nested JSON kept as text, Arrow conversion: all per "
-                "record in Python) on more than one core, or moved into Arrow/DuckDB kernels."]
+                "cores during ours / dlt's run."
+                + (" Beyond this, the extractor's per-record work (exact decimal typing, UTC conversion, nested "
+                   "JSON kept as text, Arrow conversion: all per record in Python, under one GIL) would have to "
+                   "move to more than one core or into Arrow/DuckDB kernels." if rp["speedup"] >= 8 else
+                   " Reaching 8x needs that per-record work (exact decimal typing, UTC conversion, nested JSON "
+                   "kept as text, Arrow conversion: all per record in Python, under one GIL) on more than one "
+                   "core, or moved into Arrow/DuckDB kernels.")]
     lp = peer_numbers(res.get("peer"), "live") or peer_numbers(res.get("peer_small"), "live")
     if lp:
         out += [f"* **Peer, live simulator**: the simulator burned {lp['server_cpu_ours']:.1f} CPU-s while "

@@ -19,7 +19,8 @@ simulators run as the ``iwh-sim`` command in another (bench/simproc.py), with ``
 4. DealPOS under its rate limit with the window scaled down (engine: IWH_RATE_WINDOW_SCALE; simulator:
    faults rate_limit), against the floor, with the time of every 429;
 5. a one-year backfill (extract, load, dbt build) and the daily incremental run after it;
-6. profiles (py-spy, bench/.venv-tools) of the extractor and of the simulator.
+6. profiles (py-spy, bench/.venv-tools) of the extractor and of the simulator, each from a run of its
+   own: a sampling profiler takes CPU from the two cores, so no timed run is profiled.
 
 Results: bench/results/<date>.md and bench/results/latest.md. Scratch data: bench/work/ (gitignored).
 """
@@ -112,7 +113,7 @@ class Runner:
 
     def child(self, cmd: list[str], *, env: dict[str, str] | None = None, server_pid: int | None = None,
               name: str = "job", spy: Path | None = None, spy_server: Path | None = None,
-              timeout: float = 3600) -> dict[str, Any]:
+              spy_gil: bool = False, timeout: float = 3600) -> dict[str, Any]:
         """Run a child, return its BENCH-RESULT plus wall, peak RSS (MB), CPU, and the server's CPU."""
         self.n += 1
         err = self.work / "logs" / f"{self.n:03d}-{name}.log"
@@ -125,7 +126,7 @@ class Runner:
                                     env={**os.environ, **(env or {})})
             spies = []
             if spy and report.PYSPY:
-                spies.append(report.spy(proc.pid, spy))
+                spies.append(report.spy(proc.pid, spy, gil=spy_gil))
             if spy_server and report.PYSPY and server_pid:
                 spies.append(report.spy(server_pid, spy_server))
             out = proc.stdout.read() if proc.stdout else ""
@@ -234,13 +235,16 @@ def phase_load(r: Runner, extracts: list[dict[str, Any]]) -> list[dict[str, Any]
     return rows
 
 
+def peer_extract_job(base_conn: dict[str, Any], as_of: dt.datetime, landing: Path) -> dict[str, Any]:
+    return {"mode": "extract", "provider": "akinon", "stream": "invoices", "conn": base_conn,
+            "start": EPOCH.isoformat(), "end": (as_of + dt.timedelta(days=1)).isoformat(),
+            "landing": str(landing), "block_airflow": True}
+
+
 def run_ours(r: Runner, base_conn: dict[str, Any], as_of: dt.datetime, work: Path,
-             server_pid: int | None, spy: Path | None = None, capped_load: str | None = None) -> dict[str, Any]:
+             server_pid: int | None, capped_load: str | None = None) -> dict[str, Any]:
     landing, db = work / "landing", work / "ours.duckdb"
-    job = {"mode": "extract", "provider": "akinon", "stream": "invoices", "conn": base_conn,
-           "start": EPOCH.isoformat(), "end": (as_of + dt.timedelta(days=1)).isoformat(),
-           "landing": str(landing), "block_airflow": True}
-    ex = r.job(job, server_pid=server_pid, spy=spy)
+    ex = r.job(peer_extract_job(base_conn, as_of, landing), server_pid=server_pid)
     ld = r.job({"mode": "load", "provider": "akinon", "entity": "invoices", "landing": str(landing),
                 "db": str(db), "block_airflow": True}) if "error" not in ex else {"error": "no extract"}
     out = {"extract": ex, "load": ld}
@@ -254,13 +258,13 @@ def run_ours(r: Runner, base_conn: dict[str, Any], as_of: dt.datetime, work: Pat
 
 
 def run_dlt(r: Runner, dlt_py: Path, base_url: str, token: str, as_of: dt.datetime, work: Path,
-            server_pid: int | None, spy: Path | None = None) -> dict[str, Any]:
+            server_pid: int | None) -> dict[str, Any]:
     job = {"base_url": base_url, "token": token, "page_size": 100, "gte": iso_z(EPOCH),
            "lt": iso_z(as_of + dt.timedelta(days=1)), "db": str(work / "dlt.duckdb"),
            "pipelines_dir": str(work / "dlt-pipelines"), "loader_file_format": "parquet",
            "write_disposition": "merge"}
     return r.child([str(dlt_py), str(BENCH / "peer_dlt.py"), json.dumps(job)], server_pid=server_pid,
-                   name="dlt", spy=spy, env={"RUNTIME__LOG_LEVEL": "ERROR"})
+                   name="dlt", env={"RUNTIME__LOG_LEVEL": "ERROR"})
 
 
 def phase_peer(r: Runner, dlt_py: Path | None, n: int, live: bool, replay: bool) -> dict[str, Any]:
@@ -302,13 +306,20 @@ def phase_peer(r: Runner, dlt_py: Path | None, n: int, live: bool, replay: bool)
             server.stdout.readline()  # "replaying N pages on ..." once it listens
             rconn = {**conn, "host": f"http://127.0.0.1:{port}/akinon"}
             log(f"peer on the replay, {n:,} invoices: this project")
-            out["replay_ours"] = run_ours(r, rconn, as_of, base / "replay", server.pid,
-                                          spy=r.work / "profiles" / f"extractor-replay-{n}.txt",
-                                          capped_load="16GB")
+            out["replay_ours"] = run_ours(r, rconn, as_of, base / "replay", server.pid, capped_load="16GB")
             if dlt_py:
                 log(f"peer on the replay, {n:,} invoices: dlt")
                 out["replay_dlt"] = run_dlt(r, dlt_py, rconn["host"], conn["password"], as_of, base / "replay",
-                                            server.pid, spy=r.work / "profiles" / f"dlt-replay-{n}.txt")
+                                            server.pid)
+            if report.PYSPY:
+                # Where the extractor's time goes, from a run of its own (not timed: the sampler takes CPU
+                # from the same two cores). Samples only where a thread holds the GIL: the extraction is
+                # bound by the one core its Python code runs on.
+                log(f"peer on the replay, {n:,} invoices: this project's extractor under py-spy --gil")
+                shutil.rmtree(base / "profiled", ignore_errors=True)
+                out["replay_profiled"] = r.job(peer_extract_job(rconn, as_of, base / "profiled" / "landing"),
+                                               server_pid=server.pid, spy_gil=True,
+                                               spy=r.work / "profiles" / f"extractor-replay-{n}.txt")
             out["replay_server_rss_mb"] = round(simproc.rss_kb_of(server.pid) / 1024, 1)
         finally:
             server.terminate()

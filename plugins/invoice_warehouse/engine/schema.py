@@ -402,8 +402,9 @@ def _compile_parser(fields: tuple[Field, ...], top: frozenset[str]) -> Callable[
                      f"    row[{f.name!r}] = {value}"]
         else:
             body.append(f"    row[{f.name!r}] = None if v is None or v is _MISSING else {value}")
-    body += ["    extra = {k: v for k, v in record.items() if k not in top}",
-             "    row['_extra'] = dumps(extra) if extra else None",
+    # Keys no field reads: one set difference (most records have none), then their values in order.
+    body += ["    unread = record.keys() - top",
+             "    row['_extra'] = dumps({k: v for k, v in record.items() if k in unread}) if unread else None",
              "    return row"]
     exec(compile("\n".join(body), f"<parser of {len(fields)} fields>", "exec"), env)  # noqa: S102
     return env["parse"]
