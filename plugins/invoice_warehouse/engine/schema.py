@@ -388,10 +388,8 @@ def _compile_parser(fields: tuple[Field, ...], top: frozenset[str]) -> Callable[
         env[f"convert{i}"] = f.converter()
         first, *rest = f.source.split(".")
         body.append(f"    v = get({first!r}, _MISSING)")
-        if rest:  # a dotted path: one level at a time, _dig for anything but a plain dict
-            body.append(f"    v = v.get({rest[0]!r}, _MISSING) if type(v) is dict else _dig(v, {tuple(rest[:1])!r})")
-            for part in rest[1:]:
-                body.append(f"    v = v.get({part!r}, _MISSING) if type(v) is dict else _dig(v, {(part,)!r})")
+        for part in rest:  # a dotted path, one level at a time: _dig for anything but a plain dict
+            body.append(f"    v = v.get({part!r}, _MISSING) if type(v) is dict else _dig(v, {(part,)!r})")
         # Text as it came, an integer as its digits (what the string converter gives), else the converter.
         value = (f"v if type(v) is str else str(v) if type(v) is int else convert{i}(v)"
                  if f.type == "string" and f.enum is None else f"convert{i}(v)")
