@@ -1,7 +1,11 @@
-{#- The day the receivables marts are "as of": var as_of_date (YYYY-MM-DD), else today (UTC). -#}
+{#- The day the receivables marts are "as of": var as_of_date (YYYY-MM-DD), else the environment's
+    IWH_AS_OF_DATE (what the pipeline's dbt step sets: a value outside --vars, so a new day does not
+    void dbt's partial parse; only the few models calling this macro are parsed again), else today
+    (UTC). -#}
 {% macro as_of_date() -%}
-    {%- if var('as_of_date', none) -%}
-        cast('{{ var("as_of_date") }}' as date)
+    {%- set day = var('as_of_date', none) or env_var('IWH_AS_OF_DATE', '') -%}
+    {%- if day -%}
+        cast('{{ day }}' as date)
     {%- else -%}
         current_date
     {%- endif -%}

@@ -163,7 +163,7 @@ def build(as_of_date: str | None = None) -> str:
     build of every model and its data tests (warehouse/dbt.py: build)."""
     from invoice_warehouse.warehouse import dbt
 
-    return dbt.build(vars_={"as_of_date": as_of_date} if as_of_date else None)
+    return dbt.build(as_of_date=as_of_date)
 
 
 def publish_warehouse() -> str:

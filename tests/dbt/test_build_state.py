@@ -99,3 +99,28 @@ def test_seeds_and_unit_tests_run_only_when_the_project_changed(warehouse, tmp_p
     with pytest.raises(dbt.DbtError):
         dbt.build(work_db=db, vars_=vars_)
     assert dbt.built_digest(db) not in (None, dbt.project_digest())
+
+
+def test_a_new_as_of_date_keeps_dbts_partial_parse_and_reaches_the_marts(warehouse, tmp_path, project_copy):
+    """The pipeline's date goes to dbt in IWH_AS_OF_DATE, not --vars: dbt re-parses the whole project
+    when --vars change ("Unable to do partial parsing because config vars ... have changed"), which
+    a date in them would make happen every day."""
+    db = warehouse.copy(tmp_path)
+    dbt.build(work_db=db, as_of_date="2025-03-14")  # full build: records the project state
+    daily = dbt.build(work_db=db, as_of_date="2025-03-13")
+    assert "Unable to do partial parsing" not in daily
+    assert query(db, "SELECT DISTINCT as_of_date::VARCHAR FROM marts.rpt_ar_aging") == [("2025-03-13",)]
+    assert query(db, "SELECT max(period_end)::VARCHAR FROM marts.rpt_dso") == [("2025-03-13",)]
+
+    # Through --vars (as the daily build once passed it) a new date costs a full parse.
+    varied = dbt.build(work_db=db, vars_={"as_of_date": "2025-03-12"})
+    assert "Unable to do partial parsing because config vars, config profile, or config target have changed" \
+        in varied
+    assert query(db, "SELECT DISTINCT as_of_date::VARCHAR FROM marts.rpt_ar_aging") == [("2025-03-12",)]
+
+
+@pytest.mark.parametrize("bad", ["2025-3-1", "today", "2025-03-01'; drop table x; --"])
+def test_an_as_of_date_that_is_not_a_date_is_refused_before_dbt(bad):
+    with pytest.raises(ValueError) as err:
+        dbt.run_dbt(["build"], as_of_date=bad)
+    assert str(err.value) == f"as_of_date must be a date as YYYY-MM-DD, got {bad!r}"

@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from importlib import metadata
@@ -97,15 +98,38 @@ def _close_duckdb() -> None:
                 log.debug("closing dbt-duckdb's environment failed", exc_info=True)
 
 
-def run_dbt(args: Sequence[str], *, work_db: Path | str | None = None, vars_: dict | None = None) -> str:
-    """``dbt <args>`` on the working warehouse; returns the output, raises DbtError with its tail."""
+def _day(as_of_date: str | dt.date | None) -> str:
+    """``as_of_date`` as YYYY-MM-DD ("" for none: the marts are as of today); anything else is refused
+    here, before the text reaches dbt's SQL."""
+    if as_of_date in (None, ""):
+        return ""
+    if isinstance(as_of_date, dt.date):
+        return as_of_date.isoformat()
+    try:
+        return dt.date.fromisoformat(str(as_of_date)).isoformat()
+    except ValueError:
+        raise ValueError(f"as_of_date must be a date as YYYY-MM-DD, got {as_of_date!r}") from None
+
+
+def run_dbt(args: Sequence[str], *, work_db: Path | str | None = None, vars_: dict | None = None,
+            as_of_date: str | dt.date | None = None) -> str:
+    """``dbt <args>`` on the working warehouse; returns the output, raises DbtError with its tail.
+
+    ``as_of_date``: the day the receivables marts are as of (default today), passed to dbt in the
+    environment (IWH_AS_OF_DATE, read by the ``as_of_date()`` macro) rather than in ``--vars``: dbt
+    re-parses the whole project whenever ``--vars`` differ from its last invocation's, so a daily date
+    there would cost a full parse every day. A ``vars_`` ``as_of_date`` still wins over it."""
     from dbt.cli.main import dbtRunner
     from dbt_common.events.functions import capture_stdout_logs, stop_capture_stdout_logs
 
     project = config.dbt_project_dir()
     env = {"IWH_WAREHOUSE_PATH": str(work_db or config.work_db()),
+           "IWH_AS_OF_DATE": _day(as_of_date),
            "DBT_LOG_PATH": str(config.data_dir() / "dbt" / "logs"),
            "DBT_TARGET_PATH": str(config.data_dir() / "dbt" / "target"),
+           # dbt's own file log (dbt.log) at warn: its default, debug, writes every query and event
+           # of the run (a tenth of a daily build's time); every console line is in the task log.
+           "DBT_LOG_LEVEL_FILE": os.environ.get("DBT_LOG_LEVEL_FILE", "warn"),
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
            "DBT_USE_COLORS": "false"}  # plain lines in the task log
     cli = [*args, "--project-dir", str(project), "--profiles-dir", str(project)]
@@ -195,7 +219,8 @@ def record_build(db: Path | str, digest: str) -> None:
         con.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?)", [digest, dt.datetime.now(dt.timezone.utc)])
 
 
-def build(*, work_db: Path | str | None = None, vars_: dict | None = None) -> str:
+def build(*, work_db: Path | str | None = None, vars_: dict | None = None,
+          as_of_date: str | dt.date | None = None) -> str:
     """The pipeline's dbt step on the working warehouse.
 
     A full ``dbt build`` (seeds and their tests, unit tests, models, data tests, in DAG order) when the
@@ -203,12 +228,13 @@ def build(*, work_db: Path | str | None = None, vars_: dict | None = None) -> st
     full build of this warehouse, or the warehouse has no seed tables (a fresh one); the state is
     recorded in ``meta.dbt_project_state`` after it succeeds. Otherwise the daily build (DAILY_BUILD):
     every model and every data test on the models and sources, nothing that depends on the code alone.
+    ``as_of_date``: as in run_dbt.
     """
     db = Path(work_db or config.work_db())
     digest = project_digest()
     if built_digest(db) == digest:
-        return run_dbt(DAILY_BUILD, work_db=db, vars_=vars_)
+        return run_dbt(DAILY_BUILD, work_db=db, vars_=vars_, as_of_date=as_of_date)
     log.info("dbt project changed since the last full build of %s (or none yet): full build", db)
-    out = run_dbt(FULL_BUILD, work_db=db, vars_=vars_)
+    out = run_dbt(FULL_BUILD, work_db=db, vars_=vars_, as_of_date=as_of_date)
     record_build(db, digest)
     return out
