@@ -22,6 +22,11 @@ repeats) and ``duplicates`` (each later page also repeats the previous page's la
 paged lists; ``duplicates`` repeats one stock location in the unpaged list, where ``drift`` has no pages
 to act on.
 
+Serving: each invoice's (and order's) JSON is rendered once per (world config, ``as_of``) and kept as
+bytes in a memo bounded by ``MEMO_BYTES`` (LRU); pages are assembled from those bytes, so a second client
+reading the same records costs a lookup per record, with exactly the bytes a fresh rendering gives. The
+memo is off when ``as_of`` is the real clock (a new "now" every second would only fill it).
+
 The business: e-commerce invoices in TRY. Most orders are prepaid at checkout (``order.payment_type``
 set); about a quarter are on open account (``payment_type`` null) and get paid days later, some never.
 Invoices move ``waiting`` -> ``approved``; about 5% are ``cancelled``. Every change moves
@@ -36,6 +41,7 @@ axis too: one store opens in February 2025, another closes (``is_active`` false)
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Callable
@@ -47,7 +53,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from simulators.jsonbody import json_response
+from simulators.jsonbody import BytesMemo, dumps, json_response, with_array
 from simulators.world import EPOCH, UTC, QueryCache, World, customer_name, money, rng, ts_in_day
 
 PROVIDER = "akinon"
@@ -61,6 +67,7 @@ STATES = {"waiting": ("Waiting", "100", 25), "approved": ("Approved", "400", 26)
 STATE_TR = {"waiting": "Bekliyor", "approved": "Onaylandı", "cancelled": "İptal Edildi"}
 N_PRODUCTS = 60
 CREDENTIALS = {"token": "akinon-sim-token"}  # demo credential of the simulator only
+MEMO_BYTES = 256 * 1024 * 1024  # bound of the rendered-record memo of one app (LRU beyond it)
 
 
 def _iso(ts: dt.datetime) -> str:
@@ -473,10 +480,38 @@ def _parse_dt(value: str | None, name: str) -> dt.datetime | None:
 
 
 
-def make_app(state) -> FastAPI:
-    """The Akinon OMS app; ``state`` is the shared SimState (world, faults, credentials)."""
+def make_app(state, *, memo_bytes: int | None = None) -> FastAPI:
+    """The Akinon OMS app; ``state`` is the shared SimState (world, faults, credentials).
+
+    ``memo_bytes``: bound of the rendered-record memo (default ``MEMO_BYTES``; 0 turns it off)."""
     app = FastAPI(title="Akinon OMS simulator")
     cache = QueryCache()
+    memo = BytesMemo(MEMO_BYTES if memo_bytes is None else memo_bytes)
+    app.state.record_memo = memo  # read by tests and benchmarks
+
+    def snapshot() -> tuple[World, tuple, dt.datetime, bool]:
+        """This request's world: a copy of the config with ``as_of`` pinned, so that a config changed
+        mid-request cannot render a record under another config's key. Returns (world, config key,
+        as_of, whether records may be memoised)."""
+        live = state.world.config
+        fixed = live.as_of
+        as_of = fixed if fixed is not None else live.now()
+        c = dataclasses.replace(live, as_of=as_of, per_day=dict(live.per_day))
+        key = (c.seed, c.scale, c.lines_per_invoice, tuple(sorted(c.per_day.items())))
+        return World(c), key, as_of, fixed is not None and memo.max_bytes > 0
+
+    def records(world: World, config_key: tuple, as_of: dt.datetime, use_memo: bool,
+                render_one: Callable[[World, InvoiceFacts, dt.datetime], dict],
+                chunk: list[tuple[dt.date, int]]) -> list[bytes]:
+        """The JSON bytes of the records (day, index) of ``chunk``: ``dumps(render_one(...))`` each.
+
+        A record's bytes depend on the render function, ``seed`` and ``lines_per_invoice`` (its facts and
+        lines), ``as_of`` (its state) and (day, index) only; the key also carries ``scale`` and
+        ``per_day`` (which records exist, not how one looks). Faults pick records, never change one."""
+        if not use_memo:
+            return [dumps(render_one(world, facts(world, d, i), as_of)) for d, i in chunk]
+        return memo.get_many([(render_one, config_key, as_of, d, i) for d, i in chunk],
+                             lambda k: dumps(render_one(world, facts(world, k[3], k[4]), as_of)))
 
     def auth_error(request: Request) -> JSONResponse | None:
         header = request.headers.get("authorization")
@@ -503,11 +538,9 @@ def make_app(state) -> FastAPI:
             page = int(q.get("page", 1))
         except ValueError:
             return JSONResponse({"detail": "Invalid page."}, 404)
-        world = state.world
-        as_of = world.as_of
+        world, config_key, as_of, use_memo = snapshot()
         faults = state.faults[PROVIDER]
-        c = world.config
-        key = (c.seed, c.scale, c.lines_per_invoice, tuple(sorted(c.per_day.items())), as_of, gte, lt)
+        key = (*config_key, as_of, gte, lt)
         keys = cache.get(key, lambda: [(f.day, f.index) for f in iter_facts(world, gte, lt)])
         count = len(keys)
         pages = max(1, math.ceil(count / limit))
@@ -519,21 +552,25 @@ def make_app(state) -> FastAPI:
         chunk = keys[lo: lo + limit]
         if faults.duplicates and page > 1 and chunk:
             chunk = [keys[lo - 1], *chunk] if lo >= 1 else chunk  # the previous page's last record again
-        results = [render_one(world, facts(world, d, i), as_of) for d, i in chunk]
+        results = records(world, config_key, as_of, use_memo, render_one, chunk)
         base = str(request.url.remove_query_params(["page"]))
         sep = "&" if "?" in base else "?"
         nxt = f"{base}{sep}page={page + 1}" if page < pages else None
         prev = None if page == 1 else (f"{base}{sep}page={page - 1}" if page > 2 else base)
-        return json_response({"count": count, "next": nxt, "previous": prev, "results": results})
+        # = json_response({"count": count, "next": nxt, "previous": prev, "results": [records]})
+        return Response(with_array({"count": count, "next": nxt, "previous": prev}, "results", results),
+                        media_type="application/json")
 
     def detail(request: Request, id_: int, render_one: Callable[[World, InvoiceFacts, dt.datetime], dict]
                ) -> Response:
         if (err := auth_error(request)) is not None:
             return err
-        f = facts_by_id(state.world, id_)
+        world, config_key, as_of, use_memo = snapshot()
+        f = facts_by_id(world, id_)
         if f is None:
             return JSONResponse({"detail": "Not found."}, 404)
-        return json_response(render_one(state.world, f, state.world.as_of))
+        body = records(world, config_key, as_of, use_memo, render_one, [(f.day, f.index)])[0]
+        return Response(body, media_type="application/json")  # = json_response(render_one(world, f, as_of))
 
     @app.get("/api/v1/oms/invoices/")
     def list_invoices(request: Request):

@@ -6,7 +6,8 @@ prints where each provider listens (``http://127.0.0.1:8900/akinon`` ...) and st
 or SIGTERM. The admin API under ``/_sim`` (never faulted, no auth) reads and changes the simulators at
 run time: ``GET /_sim/health``, ``GET|POST /_sim/config`` (``as_of``, ``seed``, ``scale``),
 ``GET|POST /_sim/faults/<provider>``, ``GET /_sim/truth/<provider>?start=&end=`` (ground truth),
-``GET /_sim/credentials`` (the simulator's demo credentials, for local connections only).
+``GET /_sim/credentials`` (the simulator's demo credentials, for local connections only), ``GET
+/_sim/memo/<provider>`` (size and hits of a provider's rendered-record memo, where it keeps one).
 """
 
 from __future__ import annotations
@@ -133,8 +134,20 @@ def create_app(state: SimState) -> FastAPI:
     def creds():
         return state.credentials
 
-    for name, module in state.modules.items():
-        app = module.make_app(state)
+    apps = {name: module.make_app(state) for name, module in state.modules.items()}
+
+    @root.get("/_sim/memo/{provider}")
+    def get_memo(provider: str):
+        """The provider's rendered-record memo (simulators/jsonbody.py BytesMemo), if it keeps one."""
+        if provider not in apps:
+            return JSONResponse({"detail": f"unknown provider {provider}"}, 404)
+        memo = getattr(apps[provider].state, "record_memo", None)
+        if memo is None:
+            return {"memo": False}
+        return {"memo": True, "entries": len(memo), "bytes": memo.size, "max_bytes": memo.max_bytes,
+                "hits": memo.hits, "misses": memo.misses}
+
+    for name, app in apps.items():
         root.mount(f"/{name}", FaultMiddleware(app, lambda n=name: state.faults[n]))
     return root
 
