@@ -241,14 +241,16 @@ def targets(res: dict[str, Any]) -> list[list[str]]:
         rows.append([f"DuckDB load incl. merge >= 0.8x the speed of a plain read_parquet copy (Akinon invoices "
                      f"{x['rows']:,})", f"{ratio:.2f}x ({x['load']['seconds']:.2f}s vs {x['ctas']['seconds']:.2f}s)",
                      _ok(ratio >= 0.8)])
-    # 5. incremental
-    b = res.get("backfill") or {}
-    if "backfill" in b and "incremental" in b:
-        cb, ci = run_cost(b["backfill"]), run_cost(b["incremental"])
-        ratio = ci["total"] / cb["total"]
-        rows.append(["Daily incremental run <= 5% of the one-year backfill (extract + load + dbt)",
-                     f"{100 * ratio:.1f}% ({ci['total']:.1f}s vs {cb['total']:.1f}s)",
-                     _ok(ratio <= 0.05) + ("" if ratio <= 0.05 else f" by {ratio / 0.05:.1f}x")])
+    # 5. incremental (the year at the default scale; a smaller year is reported beside it with --full)
+    for key in ("backfill", "backfill_small"):
+        b = res.get(key) or {}
+        if "backfill" in b and "incremental" in b:
+            cb, ci = run_cost(b["backfill"]), run_cost(b["incremental"])
+            ratio = ci["total"] / cb["total"]
+            rows.append([f"Daily incremental run <= 5% of the one-year backfill (extract + load + dbt; "
+                         f"world scale {b['scale']:g}: {cb['invoices']:,} invoices in the year)",
+                         f"{100 * ratio:.1f}% ({ci['total']:.1f}s vs {cb['total']:.1f}s)",
+                         _ok(ratio <= 0.05) + ("" if ratio <= 0.05 else f" by {ratio / 0.05:.1f}x")])
     return rows
 
 
@@ -258,6 +260,8 @@ def run_cost(steps: dict[str, Any]) -> dict[str, float]:
     dbt = steps["dbt"].get("seconds", 0) if steps.get("dbt") else 0
     return {"extract": ex, "load": ld, "dbt": dbt, "total": ex + ld + dbt,
             "requests": sum(e.get("requests", 0) for e in steps["extract"] if "error" not in e),
+            "invoices": sum(e.get("records", 0) for e in steps["extract"]
+                            if "error" not in e and e.get("entity") == "invoices"),
             "records": sum(e.get("records", 0) for e in steps["extract"] if "error" not in e),
             "errors": sum(1 for e in steps["extract"] if "error" in e)}
 
@@ -331,7 +335,10 @@ def render(res: dict[str, Any]) -> str:
            "the extract task then the load task (`load_all`, merge), two processes, each *wall* including "
            "interpreter start and imports as dlt's does. **Replay**: the simulator's recorded pages served by "
            "bench/replay.py (same bytes and links, same 20 ms, no rendering CPU); **live**: the simulator "
-           "itself, which renders every page in Python on the same two cores.", ""]
+           "itself (FastAPI under uvicorn, one Python process on the same two cores), after the recording "
+           "pass that rendered each record once into its record memo: both clients are served from the memo "
+           "(each page looked up, assembled and sent by the simulator), neither pays for the first "
+           "rendering.", ""]
     prow = []
     for key, where in (("peer", "replay"), ("peer", "live"), ("peer_small", "live")):
         pn = peer_numbers(res.get(key), where)
@@ -357,8 +364,11 @@ def render(res: dict[str, Any]) -> str:
                       prow), ""]
     rec = (res.get("peer") or {}).get("recording")
     if rec:
+        memo = rec.get("memo") or {}
+        held = (f"; the simulator's record memo then held {memo['entries']:,} records "
+                f"({memo['bytes'] / 2**20:.0f} of its {memo['max_bytes'] / 2**20:.0f} MiB)" if memo.get("memo") else "")
         md += [f"Recording the replay took {rec['seconds']:.0f}s for {rec['pages']:,} pages "
-               f"({rec['bytes'] / 1e6:.0f} MB of JSON) from the live simulator.", ""]
+               f"({rec['bytes'] / 1e6:.0f} MB of JSON) from the live simulator{held}.", ""]
 
     # dealpos
     d = res.get("dealpos") or {}
@@ -381,10 +391,13 @@ def render(res: dict[str, Any]) -> str:
             md += ["Retries (seconds from the start of the task):", "", "```"]
             md += [f"{t:8.2f}s  {m}" for t, m in d["retry_log"][:20]] + ["```", ""]
 
-    # backfill
-    b = res.get("backfill") or {}
-    if "backfill" in b:
-        md += ["## One-year backfill and the daily run after it", "",
+    # backfill: the year at the default scale, then (--full) a smaller one
+    for key in ("backfill", "backfill_small"):
+        b = res.get(key) or {}
+        if "backfill" not in b:
+            continue
+        md += ["## One-year backfill and the daily run after it" if key == "backfill" else
+               f"## A smaller year: world scale {b['scale']:g}", "",
                f"World `--scale {b['scale']:g}` (every provider's default daily volumes x {b['scale']:g}), 20 ms. "
                "Backfill: every stream of every provider over [2025-01-01, 2026-01-01) in one window each, "
                "then `load_all`, then dbt (pipeline.build: the full build, seeds and unit tests included, since "
@@ -491,9 +504,9 @@ def analysis(res: dict[str, Any]) -> list[str]:
                    "core, or moved into Arrow/DuckDB kernels.")]
     lp = peer_numbers(res.get("peer"), "live") or peer_numbers(res.get("peer_small"), "live")
     if lp:
-        out += [f"* **Peer, live simulator**: the simulator burned {lp['server_cpu_ours']:.1f} CPU-s while "
-                f"serving our {lp['ours_extract']:.1f}s extraction and {lp['server_cpu_dlt']:.1f} CPU-s for "
-                "dlt's, on the same two cores."]
+        out += [f"* **Peer, live simulator**: the simulator (serving from its record memo) burned "
+                f"{lp['server_cpu_ours']:.1f} CPU-s while serving our {lp['ours_extract']:.1f}s extraction and "
+                f"{lp['server_cpu_dlt']:.1f} CPU-s for dlt's, on the same two cores."]
     if rp:
         cap = (res["peer"].get("replay_ours") or {}).get("load_capped") or {}
         out += [f"* **Peer RSS**: ours is the larger of the extract task ({rp['ours_extract_rss']:.0f} MB) "
@@ -539,27 +552,42 @@ def analysis(res: dict[str, Any]) -> list[str]:
                     f"`dbt build` (slowest: {dbi['slowest'][0][0]} {dbi['slowest'][0][1]:.1f}s); the step took "
                     f"{dbi['seconds']:.0f}s in the daily run and "
                     f"{(b['backfill'].get('dbt') or {}).get('seconds', 0):.0f}s in the backfill. The rest of the "
-                    "step is dbt's own start (imports, the partial parse of the project) in the task. Staging "
-                    "and intermediate models are tables rebuilt whole on every build, so the daily build costs "
-                    "what the year's data costs to transform, not what the day's does; only "
+                    "step is dbt's own start (imports, the partial parse of the project; the as-of date reaches "
+                    "dbt in the environment, not in `--vars`, so a new day keeps the parse partial) in the task. "
+                    "Staging and intermediate models are tables rebuilt whole on every build, so the daily build "
+                    "costs what the year's data costs to transform, not what the day's does; only "
                     "`fct_receivables_daily` is incremental."]
         full = sorted(((e["seconds"], e["provider"], e["entity"], e["requests"]) for e in b["incremental"]["extract"]
                        if "error" not in e), reverse=True)[:4]
         times = sorted(e["seconds"] for e in b["incremental"]["extract"] if "error" not in e) or [0.0]
         budget = 0.05 * cb["total"]
-        out += [f"* **Daily run against the backfill**: extract {ci['extract']:.0f}s, load {ci['load']:.0f}s, dbt "
-                f"{ci['dbt']:.0f}s, against {cb['extract']:.0f}s / {cb['load']:.0f}s / {cb['dbt']:.0f}s. The "
-                "daily extract's largest streams: "
+        ratio = ci["total"] / cb["total"]
+        out += [f"* **Daily run against the backfill** (world scale {b['scale']:g}, {cb['invoices']:,} invoices "
+                f"in the year): extract {ci['extract']:.1f}s, load {ci['load']:.1f}s, dbt {ci['dbt']:.1f}s, against "
+                f"{cb['extract']:.0f}s / {cb['load']:.1f}s / {cb['dbt']:.1f}s. The daily extract's largest streams: "
                 + ", ".join(f"{p}.{e} {s:.1f}s ({n} requests)" for s, p, e, n in full)
                 + f". Each of the {len(times)} streams is its own task (a process, a token, a first request): "
                 f"the median task took {times[len(times) // 2]:.2f}s whatever the day's volume. 5% of this "
-                f"backfill is {budget:.1f}s; the daily dbt step alone took {ci['dbt']:.1f}s"
-                + (f", of which {dbi['seconds'] - dbi['build_elapsed']:.1f}s before and after its build (importing "
-                   "dbt, parsing the project) and the rest a build whose every node costs dbt-duckdb several "
-                   "queries (create, contract check, rename, drop) even when it moves a day's rows"
-                   if dbi.get("build_elapsed") else "")
-                + ". dbt's fixed cost is what the daily run is made of; the backfill of a business this size "
-                "is short, so it weighs more than 5% of it."]
+                f"backfill is {budget:.1f}s; the daily run took {ci['total']:.1f}s"
+                + (f", its dbt step {ci['dbt']:.1f}s, of which {dbi['seconds'] - dbi['build_elapsed']:.1f}s before "
+                   "and after its build (importing dbt, the partial parse) and the rest a build whose every node "
+                   "costs dbt-duckdb several queries (create, contract check, rename, drop) even when it moves a "
+                   "day's rows" if dbi.get("build_elapsed") else "")
+                + (". The rest is dbt's fixed start and the tasks' own starts." if ratio <= 0.05 else
+                   ". Beyond dbt's fixed start, what keeps the daily run above 5% grows with the year as the "
+                   "backfill does: the full sweeps the APIs impose (REDEX's lists have no date filter: every "
+                   "page again, every day; Shopwave's invoices and orders lists are unfiltered) and the dbt "
+                   "models rebuilt whole. Getting under 5% needs staging and marts built incrementally (the "
+                   "day's rows merged, not the year's rebuilt) and fewer dbt nodes, not a faster client.")]
+    small = res.get("backfill_small") or {}
+    if "backfill" in small and "incremental" in small:
+        cs, ds = run_cost(small["backfill"]), run_cost(small["incremental"])
+        out += [f"* **A smaller year** (world scale {small['scale']:g}, {cs['invoices']:,} invoices): the daily run "
+                f"took {ds['total']:.1f}s (extract {ds['extract']:.1f}s, load {ds['load']:.1f}s, dbt "
+                f"{ds['dbt']:.1f}s) against a backfill of {cs['total']:.0f}s: "
+                f"{100 * ds['total'] / cs['total']:.1f}%. Both parts of the daily run grow with the year, not "
+                "only the backfill: the full sweeps (REDEX lists, Shopwave's unfiltered lists) and the dbt "
+                "models rebuilt whole; only dbt's start and the tasks' own starts stay fixed."]
     out.append("")
     return out
 
