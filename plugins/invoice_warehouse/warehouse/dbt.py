@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from importlib import metadata
@@ -127,9 +126,6 @@ def run_dbt(args: Sequence[str], *, work_db: Path | str | None = None, vars_: di
            "IWH_AS_OF_DATE": _day(as_of_date),
            "DBT_LOG_PATH": str(config.data_dir() / "dbt" / "logs"),
            "DBT_TARGET_PATH": str(config.data_dir() / "dbt" / "target"),
-           # dbt's own file log (dbt.log) at warn: its default, debug, writes every query and event
-           # of the run (a tenth of a daily build's time); every console line is in the task log.
-           "DBT_LOG_LEVEL_FILE": os.environ.get("DBT_LOG_LEVEL_FILE", "warn"),
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
            "DBT_USE_COLORS": "false"}  # plain lines in the task log
     cli = [*args, "--project-dir", str(project), "--profiles-dir", str(project)]
