@@ -185,6 +185,7 @@ def peer_numbers(p: dict[str, Any] | None, where: str) -> dict[str, Any] | None:
             "server_cpu_dlt": dlt.get("server_cpu_s") or 0,
             "other_ours": (ours["extract"].get("other_cpu_s") or 0) + (ours["load"].get("other_cpu_s") or 0),
             "other_dlt": dlt.get("other_cpu_s") or 0,
+            "probe_ours": ours["extract"].get("cpu_probe_s"), "probe_dlt": dlt.get("cpu_probe_s"),
             "speedup": round(dlt["process_wall"] / o_wall, 2), "rss_ratio": round(o_rss / dlt["rss_mb"], 2)}
 
 
@@ -285,6 +286,11 @@ def render(res: dict[str, Any]) -> str:
           f"Load average at the start {' '.join(res.get('loadavg_start') or [])}, at the end "
           f"{' '.join(res.get('loadavg_end') or [])}: other sessions' test runs share this machine; the "
           "*others' CPU* columns say how much CPU they took during each measured step.", "",
+          *([f"CPU probe (a fixed 10M-iteration Python loop, one thread; `cpu_probe` in bench/run.py): "
+             f"{res['cpu_probe_start']:.2f}s at the start, {res.get('cpu_probe_end', 0):.2f}s at the end. This "
+             "virtual machine shares its host with other guests, whose load shows neither as load average nor "
+             "as steal here but slows every process by up to half: the peer's and the backfill's runs carry "
+             "the probe taken just before them.", ""] if res.get("cpu_probe_start") else []),
           *[f"Re-run later into these results: phases {', '.join(x['phases'])} on {x['started'][:16]} "
             f"({x.get('seconds', 0):.0f}s, load average {' '.join(x['loadavg_start'])} at its start)." for x in
             res.get("reruns", [])], "",
@@ -356,11 +362,13 @@ def render(res: dict[str, Any]) -> str:
                      f"{pn['ours_cpu']:.1f}", f"{pn['dlt_cpu']:.1f}",
                      f"{pn['server_cpu_ours']:.1f} / {pn['server_cpu_dlt']:.1f}",
                      f"{pn['other_ours']:.1f} / {pn['other_dlt']:.1f}",
+                     f"{pn['probe_ours'] or 0:.2f} / {pn['probe_dlt'] or 0:.2f}",
                      f"{pn['ours_records']:,} / {pn['dlt_rows']:,}"])
     if prow:
         md += [_table(["invoices, server", "ours wall s (extract + load)", "dlt wall s (steps)", "dlt / ours",
                        "ours peak RSS MB (extract / load)", "dlt peak RSS MB", "ours / dlt RSS", "ours CPU s",
-                       "dlt CPU s", "server CPU s ours / dlt", "others' CPU s ours / dlt", "rows ours / dlt"],
+                       "dlt CPU s", "server CPU s ours / dlt", "others' CPU s ours / dlt",
+                       "CPU probe s ours / dlt", "rows ours / dlt"],
                       prow), ""]
     rec = (res.get("peer") or {}).get("recording")
     if rec:
@@ -411,14 +419,14 @@ def render(res: dict[str, Any]) -> str:
             if run in b:
                 c = run_cost(b[run])
                 rows.append([run, c["records"], c["requests"], round(c["extract"], 1), round(c["load"], 1),
-                             round(c["dbt"], 1), round(c["total"], 1), c["errors"]])
+                             round(c["dbt"], 1), round(c["total"], 1), c["errors"], b[run].get("cpu_probe_s", "")])
         if len(rows) == 2:
             rows.append(["incremental / backfill", "", "", f"{100 * rows[1][3] / max(rows[0][3], 1e-9):.1f}%",
                          f"{100 * rows[1][4] / max(rows[0][4], 1e-9):.1f}%",
                          f"{100 * rows[1][5] / max(rows[0][5], 1e-9):.1f}%",
-                         f"**{100 * rows[1][6] / max(rows[0][6], 1e-9):.1f}%**", ""])
-        md += [_table(["run", "records", "requests", "extract s", "load s", "dbt s", "total s", "failed streams"],
-                      rows), ""]
+                         f"**{100 * rows[1][6] / max(rows[0][6], 1e-9):.1f}%**", "", ""])
+        md += [_table(["run", "records", "requests", "extract s", "load s", "dbt s", "total s", "failed streams",
+                       "CPU probe s"], rows), ""]
         per = {}
         for run in ("backfill", "incremental"):
             for e in b.get(run, {}).get("extract", []):

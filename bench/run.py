@@ -97,6 +97,17 @@ def proc_cpu(pid: int | None) -> float:
         return 0.0
 
 
+def cpu_probe() -> float:
+    """Seconds a fixed single-threaded Python loop takes now: how fast this (shared, virtual) machine runs
+    at the moment. The hypervisor's other guests can slow every process here by half without any of it
+    showing as load or steal inside the guest, so the timed runs carry the probe taken just before them."""
+    t0 = time.perf_counter()
+    s = 0
+    for i in range(10_000_000):
+        s += i
+    return round(time.perf_counter() - t0, 3)
+
+
 def system_busy() -> float:
     """CPU seconds every process on the machine has used so far (busy jiffies of /proc/stat)."""
     try:
@@ -244,7 +255,9 @@ def peer_extract_job(base_conn: dict[str, Any], as_of: dt.datetime, landing: Pat
 def run_ours(r: Runner, base_conn: dict[str, Any], as_of: dt.datetime, work: Path,
              server_pid: int | None, capped_load: str | None = None) -> dict[str, Any]:
     landing, db = work / "landing", work / "ours.duckdb"
+    probe = cpu_probe()
     ex = r.job(peer_extract_job(base_conn, as_of, landing), server_pid=server_pid)
+    ex["cpu_probe_s"] = probe
     ld = r.job({"mode": "load", "provider": "akinon", "entity": "invoices", "landing": str(landing),
                 "db": str(db), "block_airflow": True}) if "error" not in ex else {"error": "no extract"}
     out = {"extract": ex, "load": ld}
@@ -263,8 +276,11 @@ def run_dlt(r: Runner, dlt_py: Path, base_url: str, token: str, as_of: dt.dateti
            "lt": iso_z(as_of + dt.timedelta(days=1)), "db": str(work / "dlt.duckdb"),
            "pipelines_dir": str(work / "dlt-pipelines"), "loader_file_format": "parquet",
            "write_disposition": "merge"}
-    return r.child([str(dlt_py), str(BENCH / "peer_dlt.py"), json.dumps(job)], server_pid=server_pid,
-                   name="dlt", env={"RUNTIME__LOG_LEVEL": "ERROR"})
+    probe = cpu_probe()
+    res = r.child([str(dlt_py), str(BENCH / "peer_dlt.py"), json.dumps(job)], server_pid=server_pid,
+                  name="dlt", env={"RUNTIME__LOG_LEVEL": "ERROR"})
+    res["cpu_probe_s"] = probe
+    return res
 
 
 def phase_peer(r: Runner, dlt_py: Path | None, n: int, live: bool, replay: bool) -> dict[str, Any]:
@@ -396,7 +412,7 @@ def phase_backfill(r: Runner, specs: dict[str, Any], scale: float, rate_scale: f
         for run, (start, end) in (("backfill", (EPOCH, year_end)),
                                   ("incremental", (year_end, year_end + dt.timedelta(days=1)))):
             sim.post("/_sim/config", {"as_of": end.isoformat()})
-            steps: dict[str, Any] = {"extract": [], "load": None, "dbt": None}
+            steps: dict[str, Any] = {"extract": [], "load": None, "dbt": None, "cpu_probe_s": cpu_probe()}
             log(f"{run}: extract [{start.date()}, {end.date()}) of every stream of {', '.join(specs)}")
             for provider, spec in specs.items():
                 for stream in spec.streams:
@@ -486,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     report.PYSPY = ensure_venv(TOOLS_VENV, PYSPY_REQUIREMENT) and TOOLS_VENV / "bin" / "py-spy"
     header = {"args": vars(args), "scales": scales, "providers": list(specs), "env": report.environment(dlt_py),
               "started": dt.datetime.now().isoformat(),
-              "loadavg_start": Path("/proc/loadavg").read_text().split()[:3]}
+              "loadavg_start": Path("/proc/loadavg").read_text().split()[:3], "cpu_probe_start": cpu_probe()}
     if args.merge:
         # The saved run keeps its header; what was re-run, when and how long it took is noted beside it.
         results: dict[str, Any] = results_base
@@ -535,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results["seconds"] = round(time.monotonic() - started, 1)
         results["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
+        results["cpu_probe_end"] = cpu_probe()
 
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
     write_results(results, Path(args.out), results["started"][:10])
