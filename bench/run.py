@@ -1,7 +1,7 @@
 """``make bench``: the extractor, the loader and dbt against the simulators, and dlt as a peer.
 
-    .venv/bin/python bench/run.py            # default scales (10k, 100k invoices), ~15 minutes
-    .venv/bin/python bench/run.py --full     # adds 1M invoices and the dlt peer on the live simulator at 100k
+    .venv/bin/python bench/run.py            # default scales (10k, 100k invoices), ~18 minutes
+    .venv/bin/python bench/run.py --full     # adds 1M invoices, the dlt peer on the live simulator at 100k and a smaller year (~22 minutes)
 
 Every measured step runs in a child process of its own (bench/child.py; peak RSS from ``os.wait4``); the
 simulators run as the ``iwh-sim`` command in another (bench/simproc.py), with ``--latency-ms 20`` and
