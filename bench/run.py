@@ -295,12 +295,11 @@ def phase_peer(r: Runner, dlt_py: Path | None, n: int, live: bool, replay: bool)
     with Sim(latency_ms=LATENCY_MS, lines_per_invoice=LINES, log=r.work / "logs" / f"sim-peer-{n}.log") as sim:
         sim.configure(as_of=as_of, per_day={"akinon": per_day})
         conn = sim.conn("akinon")
-        # The simulator computes the ids of a filter once and caches them: warm it so neither client
-        # pays for it (the first page of the same query, outside the timings).
         sim.get("/_sim/health")
-        # The recording (every page once, for the replay) comes first: the simulator keeps each record's
-        # rendered JSON (its record memo), so both live clients after it are served the same way, from
-        # the memo, rather than the first one paying for every record's rendering and the second not.
+        # The recording (every page once, for the replay) comes first, outside the timings: the simulator
+        # caches the ids of the filter and keeps each record's rendered JSON (its record memo), so both
+        # live clients after it are served the same way, rather than the first one paying for the filter
+        # and every record's rendering and the second not.
         log(f"recording {n:,} invoices ({n // 100:,} pages) from the simulator (the replay's pages; warms "
             "the simulator's record memo for the live runs)")
         rec = base / "recording.pickle"
