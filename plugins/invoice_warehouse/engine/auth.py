@@ -80,11 +80,16 @@ class TokenAuth(Auth):
                 self._renew(client)
             g = self._grant
         assert g is not None
-        return {self._header: f"{g.token_type or 'Bearer'} {g.access_token}"}
+        return {self._header: _header_value(g)}
 
     def expire(self, sent: Mapping[str, str]) -> None:
         """Renew at the next ``headers()``, unless another thread has renewed since ``sent`` was taken."""
         with self._lock:
             g = self._grant
-            if g is not None and sent.get(self._header) == f"{g.token_type or 'Bearer'} {g.access_token}":
+            if g is not None and sent.get(self._header) == _header_value(g):
                 self._expires_at = 0.0
+
+
+def _header_value(grant: TokenGrant) -> str:
+    """The auth header's value for a grant: ``<type> <token>`` (``Bearer`` when the grant names none)."""
+    return f"{grant.token_type or 'Bearer'} {grant.access_token}"
