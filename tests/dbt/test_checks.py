@@ -75,6 +75,21 @@ def test_the_raw_checks_name_the_table_and_the_failed_checks(warehouse, tmp_path
     assert sorted(rows) == [("accepted_values", "TransactionType", 1), ("not_null", "Total", 1)]
 
 
+def test_a_repeated_day_and_invoice_in_the_daily_balances_fails_its_check(warehouse, tmp_path):
+    """fct_receivables_daily has no key index (too large): its (balance_date, invoice_key) uniqueness is
+    a columns_valid test, which counts the rows beyond the first of each repeated pair."""
+    pick = ("FROM marts.fct_receivables_daily WHERE (balance_date, invoice_key) = "
+            "(SELECT (balance_date, invoice_key) FROM marts.fct_receivables_daily ORDER BY ALL LIMIT 1)")
+    db, msg = _failed_dbt(warehouse, tmp_path, "dealpos",
+                          ["test", "-s", "fct_receivables_daily_day_and_invoice_unique"],
+                          f"INSERT INTO marts.fct_receivables_daily SELECT * {pick}",
+                          f"INSERT INTO marts.fct_receivables_daily SELECT * {pick} LIMIT 1")
+    assert "Failure in test fct_receivables_daily_day_and_invoice_unique" in msg and "Got 1 result" in msg
+    compiled = next((warehouse.data_dir / "dbt" / "target" / "compiled").rglob(
+        "fct_receivables_daily_day_and_invoice_unique.sql"))
+    assert query(db, compiled.read_text()) == [("unique", "balance_date, invoice_key", 2)]
+
+
 def test_an_incremental_table_without_its_constraints_gets_them(warehouse, tmp_path):
     """fct_receivables_daily's history is kept; a table built before its contract declared constraints
     is rebuilt with them (ensure_contract_constraints), which checks the stored rows too."""

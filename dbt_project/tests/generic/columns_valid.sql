@@ -3,7 +3,8 @@
     among its non-null values, and the non-null values of each column in `accepted_values` are in its
     list. The same rules as dbt's not_null, unique and accepted_values tests. Fails with one row per
     failed check: check_name, column_name and how many rows fail it (for unique: the rows beyond the
-    first of each duplicated key). Used on the raw sources, which have no contract to carry constraints. -#}
+    first of each duplicated key). Used on the raw sources, which have no contract to carry constraints,
+    and for the composite key of fct_receivables_daily, too large a table for a key index. -#}
 {% test columns_valid(model, not_null=[], unique=[], accepted_values={}) %}
 {%- set checks = [] -%}
 {%- for column in not_null -%}
