@@ -41,7 +41,6 @@ axis too: one store opens in February 2025, another closes (``is_active`` false)
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 from collections.abc import Callable
@@ -53,7 +52,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from simulators.jsonbody import BytesMemo, dumps, json_response, with_array
+from simulators.jsonbody import MEMO_BYTES, BytesMemo, dumps, json_response, pinned_world, with_array
 from simulators.world import EPOCH, UTC, QueryCache, World, customer_name, money, rng, ts_in_day
 
 PROVIDER = "akinon"
@@ -67,7 +66,6 @@ STATES = {"waiting": ("Waiting", "100", 25), "approved": ("Approved", "400", 26)
 STATE_TR = {"waiting": "Bekliyor", "approved": "Onaylandı", "cancelled": "İptal Edildi"}
 N_PRODUCTS = 60
 CREDENTIALS = {"token": "akinon-sim-token"}  # demo credential of the simulator only
-MEMO_BYTES = 256 * 1024 * 1024  # bound of the rendered-record memo of one app (LRU beyond it)
 
 
 def _iso(ts: dt.datetime) -> str:
@@ -490,15 +488,13 @@ def make_app(state, *, memo_bytes: int | None = None) -> FastAPI:
     app.state.record_memo = memo  # read by tests and benchmarks
 
     def snapshot() -> tuple[World, tuple, dt.datetime, bool]:
-        """This request's world: a copy of the config with ``as_of`` pinned, so that a config changed
-        mid-request cannot render a record under another config's key. Returns (world, config key,
-        as_of, whether records may be memoised)."""
-        live = state.world.config
-        fixed = live.as_of
-        as_of = fixed if fixed is not None else live.now()
-        c = dataclasses.replace(live, as_of=as_of, per_day=dict(live.per_day))
+        """This request's world (``pinned_world``: as_of pinned, so that a config changed mid-request
+        cannot render a record under another config's key). Returns (world, config key, as_of, whether
+        records may be memoised)."""
+        world, request_memo = pinned_world(state.world, memo)
+        c = world.config
         key = (c.seed, c.scale, c.lines_per_invoice, tuple(sorted(c.per_day.items())))
-        return World(c), key, as_of, fixed is not None and memo.max_bytes > 0
+        return world, key, c.as_of, request_memo is not None
 
     def records(world: World, config_key: tuple, as_of: dt.datetime, use_memo: bool,
                 render_one: Callable[[World, InvoiceFacts, dt.datetime], dict],

@@ -11,20 +11,27 @@ never through a float.
 Two helpers let a simulator serve a record it has served before without rendering it again:
 :class:`BytesMemo` keeps each record's JSON bytes under a key that names everything its rendering depends
 on (LRU, bounded by total bytes, thread safe), and :func:`with_array` writes an envelope around records
-that are already bytes, with the same text ``dumps`` gives for the whole object.
+that are already bytes, with the same text ``dumps`` gives for the whole object (:func:`splice` and
+:func:`array` for envelopes of any key order). :class:`RecordKey` is a key that names a record's state
+instead of the clock, so a record that did not change when ``as_of`` moved keeps its bytes;
+:func:`pinned_world` and :func:`records` are the request side of it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from json.encoder import encode_basestring, encode_basestring_ascii
+from typing import Any, NamedTuple
 
 from fastapi.responses import Response
+
+from simulators.world import World
 
 # A Decimal is first written as the JSON string "\u0000num:<text>\u0000" (json escapes the NUL byte the
 # same way whatever ensure_ascii says), then the quotes and markers around <text> are cut out: two
@@ -181,3 +188,57 @@ class BytesMemo:
         while self._size > self.max_bytes:
             _, gone = d.popitem(last=False)
             self._size -= len(gone) + self.ENTRY_OVERHEAD
+
+
+def array(items: Sequence[bytes]) -> bytes:
+    """A JSON array of items that are already JSON bytes."""
+    return b"[" + b",".join(items) + b"]"
+
+
+def splice(payload: dict[str, Any], *, decimal: Callable[[Decimal], str] | None = None,
+           ensure_ascii: bool = False, allow_nan: bool = False) -> bytes:
+    """``dumps(payload)`` (same options) where each top-level value that is ``bytes`` is already JSON and is
+    written as is: an envelope around memoised records in any key order (``{"Data": array(...), "Meta":
+    ...}``), or an id -> record map whose values all are bytes. ``bytes`` is never a JSON value, so a
+    payload cannot mean anything else; keys are written as ``dumps`` writes them."""
+    key = encode_basestring_ascii if ensure_ascii else encode_basestring
+    return b"{" + b",".join(
+        key(k).encode() + b":" + (v if isinstance(v, bytes) else dumps(
+            v, decimal=decimal, ensure_ascii=ensure_ascii, allow_nan=allow_nan))
+        for k, v in payload.items()) + b"}"
+
+
+class RecordKey(NamedTuple):
+    """A :class:`BytesMemo` key that survives a move of the clock: the record's bytes depend on these four
+    parts only, never on ``as_of`` itself.
+
+    ``render``: the function that builds the record; ``config``: the world config fields it reads (e.g.
+    seed and lines per invoice; not scale or per_day, which decide which records exist, not how one looks);
+    ``ident``: which record (e.g. (day, index)); ``state``: everything the rendering reads of ``as_of``
+    (e.g. (status, updated, paid_at)), cheap to compute beside the facts. A daily run then renders only
+    the records whose state changed since the day before (and the new ones). Parts that compare equal
+    must render equal: no ``Decimal`` whose text keeps its exponent (``exact_number``: 1.0 == 1.00)."""
+
+    render: Callable[..., Any]
+    config: Hashable
+    ident: Hashable
+    state: Hashable
+
+
+def pinned_world(world: World, memo: BytesMemo) -> tuple[World, BytesMemo | None]:
+    """This request's world, and the memo to serve its records from (None: render every record).
+
+    The world is a copy of the live config with ``as_of`` pinned, so that a ``POST /_sim/config`` in the
+    middle of a request cannot make it compute a record's state under one clock or config and render it
+    under another. The memo is used only when ``as_of`` is fixed (the benchmarks and replays that read one
+    world again and again; on the real clock nothing is kept, as in Akinon) and has room (``max_bytes`` > 0)."""
+    live = world.config
+    fixed = live.as_of
+    config = dataclasses.replace(live, as_of=fixed if fixed is not None else live.now(),
+                                 per_day=dict(live.per_day))
+    return World(config), memo if fixed is not None and memo.max_bytes > 0 else None
+
+
+def records(memo: BytesMemo | None, keys: Sequence[Hashable], make: Callable[[Any], bytes]) -> list[bytes]:
+    """``make(key)`` for each key, in order: through ``memo`` (which keeps what it makes) when there is one."""
+    return memo.get_many(keys, make) if memo is not None else [make(k) for k in keys]

@@ -84,6 +84,7 @@ import re
 import uuid
 import weakref
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property, lru_cache
@@ -92,7 +93,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from simulators.jsonbody import dumps, exact_number
+from simulators.jsonbody import (
+    MEMO_BYTES,
+    BytesMemo,
+    RecordKey,
+    array,
+    dumps,
+    exact_number,
+    pinned_world,
+    records,
+    splice,
+)
 from simulators.world import EPOCH, UTC, QueryCache, World, WorldConfig, customer_name, money, rng, ts_in_day
 
 PROVIDER = "redex"
@@ -240,11 +251,18 @@ class InvoiceFacts:
 
 
 def facts(world: World, day: dt.date, i: int) -> InvoiceFacts:
-    """Invoice ``i`` of ``day`` (memoised: a transactions page asks for an invoice once per item)."""
+    """Invoice ``i`` of ``day`` (memoised: a transactions page asks for an invoice once per item, and a
+    list sweep after a move of the clock reads every invoice again to find the records whose state
+    changed)."""
     return _cached_facts(world.seed, world.config.lines_per_invoice, day, i)
 
 
-@lru_cache(maxsize=4096)
+#: Invoices whose facts stay cached: a year at scale 5 (about 10k invoices) with room for its daily runs,
+#: so that a sweep at a new ``as_of`` regenerates none of them (about 4 KB each with 3 items, ~70 MB full).
+FACTS_CACHE = 16_384
+
+
+@lru_cache(maxsize=FACTS_CACHE)
 def _cached_facts(seed: int, lines_per_invoice: int | None, day: dt.date, i: int) -> InvoiceFacts:
     # an invoice depends on the seed and the line count only (not on as_of, scale or per_day)
     return _make_facts(World(WorldConfig(seed=seed, lines_per_invoice=lines_per_invoice)), day, i)
@@ -348,7 +366,13 @@ def open_orders(world: World, day: dt.date) -> list[OpenOrderFacts]:
 
 
 def open_order(world: World, day: dt.date, k: int) -> OpenOrderFacts:
-    """Open order ``k`` of ``day`` (``k`` below the day's count of open orders)."""
+    """Open order ``k`` of ``day`` (``k`` below the day's count of open orders; memoised as ``facts``)."""
+    return _cached_open_order(world.seed, day, k)
+
+
+@lru_cache(maxsize=FACTS_CACHE)
+def _cached_open_order(seed: int, day: dt.date, k: int) -> OpenOrderFacts:
+    world = World(WorldConfig(seed=seed))  # an open order depends on the seed only
     r = rng(world.seed, PROVIDER, "open-order", day.isoformat(), k)
     placed = ts_in_day(r, day, 0, 24)
     cancelled = placed + dt.timedelta(seconds=r.randint(3600, 5 * 86400)) if r.random() < 0.5 else None
@@ -428,17 +452,23 @@ def _party(n: int | None) -> dict[str, Any]:
             "Address": f"{n} Jalan Sudirman, Jakarta", "Country": "Indonesia" if n % 3 else "Singapore"}
 
 
+def row_state(f: InvoiceFacts, as_of: dt.datetime) -> tuple[str, dt.datetime, dt.datetime | None]:
+    """All that a row (and the detail) reads of ``as_of``: (status, updated, paid_at). The memo keys a
+    row's bytes by it, so it must stay the only way ``render`` looks at the clock."""
+    st = f.state(as_of)
+    return st["status"], st["updated"], st["paid_at"]
+
+
 def render(f: InvoiceFacts, as_of: dt.datetime) -> dict[str, Any]:
     """The list row, in the invoice's shape."""
-    st = f.state(as_of)
-    status = st["status"]
+    status, updated, paid_at = row_state(f, as_of)
     if f.legacy:
         return {
             "InvoiceNumber": f.number, "Quantity": _norm(f.quantity), "Total": f.total,
             "IssuedDate": _ts7(f.issued, False), "DueDate": _due(f.due, False),
-            "PaidDate": _ts7(st["paid_at"], False), "Type": f.type, "TypeDescription": f.type,
+            "PaidDate": _ts7(paid_at, False), "Type": f.type, "TypeDescription": f.type,
             "SubTotal": _norm(f.subtotal), "TotalFee": _norm(f.fee), "TotalReceivable": _norm(f.total_receivable),
-            "CreatedTime": _ts_short(f.created, 2), "UpdatedTime": _ts_short(st["updated"], 2),
+            "CreatedTime": _ts_short(f.created, 2), "UpdatedTime": _ts_short(updated, 2),
             "CurrencyCode": f.currency, "CurrencySymbolic": CURRENCY_SYMBOLS[f.currency],
             "TaxPercent": _norm(f.tax_rate), "TaxAmount": _norm(f.tax), "FeeCodeNumber": f.fee_code,
             "Status": status, "StatusDescription": STATUS_DESCRIPTIONS[status],
@@ -446,9 +476,9 @@ def render(f: InvoiceFacts, as_of: dt.datetime) -> dict[str, Any]:
     return {
         "InvoiceNumber": f.number, "Quantity": _fixed(f.quantity, SIX), "Total": f.total,
         "IssuedDate": f"{f.issued.date().isoformat()}T00:00:00.0000000Z", "DueDate": _due(f.due, True),
-        "PaidDate": _ts7(st["paid_at"], True),
+        "PaidDate": _ts7(paid_at, True),
         "Status": {"Value": status, "Description": STATUS_DESCRIPTIONS[status]},
-        "CreatedTime": _ts_short(f.created, 3), "UpdatedTime": _ts_short(st["updated"], 3),
+        "CreatedTime": _ts_short(f.created, 3), "UpdatedTime": _ts_short(updated, 3),
         "WhiteLabelName": f.white_label, "CurrencyCode": f.currency, "FeeCodeNumber": f.fee_code,
         "PayerTaxPercentage": _fixed(f.tax_rate, FOUR), "PayerTaxAmount": _fixed(f.tax, Decimal("0.01")),
         "PayeeTaxPercentage": Decimal("0.0000"), "PayeeTaxAmount": Decimal("0.00"),
@@ -501,8 +531,15 @@ def _market(device: tuple[str, ...]) -> str:
     return f"{device[2]} I-REC Spot"
 
 
+def transaction_state(f: InvoiceFacts, it: ItemFacts, as_of: dt.datetime
+                      ) -> tuple[str, dt.datetime | None, bool]:
+    """All that a matched trade's record reads of ``as_of``: its status, when it finished, and whether its
+    invoice exists yet (the memo keys the record's bytes by it)."""
+    return (*_tx_state(f, it, as_of), f.created <= as_of)
+
+
 def render_transaction(f: InvoiceFacts, it: ItemFacts, as_of: dt.datetime) -> dict[str, Any]:
-    status, finished = _tx_state(f, it, as_of)
+    status, finished, invoiced = transaction_state(f, it, as_of)
     matched = status != "Requested"
     return {
         "OrderId": it.order_id, "TransactionId": it.transaction_id,
@@ -511,14 +548,19 @@ def render_transaction(f: InvoiceFacts, it: ItemFacts, as_of: dt.datetime) -> di
         "TimeInForce": "GTC", "Price": it.limit_price, "Quantity": _fixed(it.quantity, SIX),
         "MatchedPrice": it.unit_price if matched else None, "UserName": USER_NAME,
         "CurrencyCode": f.currency, "DeviceUniqueId": it.device[0], "MarketName": _market(it.device),
-        "InvoiceId": f.number if f.created <= as_of else None,
+        "InvoiceId": f.number if invoiced else None,
         "CreatedTime": _ts7(it.placed, True), "MatchedTime": _ts7(it.matched, True) if matched else None,
         "FinishedTime": _ts7(finished, True),
     }
 
 
+def open_order_state(o: OpenOrderFacts, as_of: dt.datetime) -> bool:
+    """All that an open order's record reads of ``as_of``: whether it is cancelled yet."""
+    return o.cancelled is not None and o.cancelled <= as_of
+
+
 def render_open_order(o: OpenOrderFacts, as_of: dt.datetime) -> dict[str, Any]:
-    cancelled = o.cancelled is not None and o.cancelled <= as_of
+    cancelled = open_order_state(o, as_of)
     status = "Cancelled" if cancelled else "Requested"
     return {
         "OrderId": o.order_id, "TransactionId": o.transaction_id,
@@ -551,6 +593,29 @@ def transaction_record(world: World, kind: str, key: tuple) -> dict[str, Any]:
         return render_transaction(f, f.items[j], world.as_of)
     day, k = key
     return render_open_order(open_order(world, day, k), world.as_of)
+
+
+def transaction_record_state(world: World, kind: str, key: tuple) -> Hashable:
+    """All that ``transaction_record(world, kind, key)`` reads of ``world.as_of``."""
+    if kind == "m":
+        day, i, j = key
+        f = facts(world, day, i)
+        return transaction_state(f, f.items[j], world.as_of)
+    day, k = key
+    return open_order_state(open_order(world, day, k), world.as_of)
+
+
+def record_config(world: World) -> tuple[int, int | None]:
+    """The config a record's bytes depend on (``RecordKey.config``): its facts follow from these."""
+    return world.seed, world.config.lines_per_invoice
+
+
+def invoice_row(world: World, day: dt.date, i: int) -> dict[str, Any]:
+    return render(facts(world, day, i), world.as_of)
+
+
+def invoice_detail(world: World, day: dt.date, i: int) -> dict[str, Any]:
+    return render_detail(facts(world, day, i), world.as_of)
 
 
 # --- truth --------------------------------------------------------------------------------------------
@@ -632,8 +697,10 @@ def _dumps(payload: Any) -> bytes:
 
 def envelope(data: Any = None, *, status: int = 200, message: str = "Success", meta: Any = None,
              errors: list | None = None, headers: dict[str, str] | None = None) -> Response:
+    """The seed's envelope; ``data`` may be JSON bytes already (memoised records), written as is."""
     body = {"Data": data, "Meta": meta, "Errors": errors, "StatusCode": status, "Message": message}
-    return Response(_dumps(body), status_code=status, media_type="application/json", headers=headers)
+    return Response(splice(body, decimal=exact_number, ensure_ascii=True, allow_nan=True), status_code=status,
+                    media_type="application/json", headers=headers)
 
 
 def bad_request(*errors: tuple[str, str]) -> Response:
@@ -676,18 +743,29 @@ def _page_params(q) -> tuple[int, int] | Response:
     return page, min(size, MAX_ITEMS_PER_PAGE)
 
 
-def make_app(state) -> FastAPI:
-    """The REDEX public API v2 app; ``state`` is the shared SimState (world, faults, credentials)."""
+def make_app(state, *, memo_bytes: int | None = None) -> FastAPI:
+    """The REDEX public API v2 app; ``state`` is the shared SimState (world, faults, credentials).
+
+    Invoice rows, invoice details and transactions are served from a memo of their JSON bytes
+    (``app.state.record_memo``, bounded by ``memo_bytes``, default ``MEMO_BYTES``, 0: off) keyed by
+    :class:`RecordKey`: the record and its state, not ``as_of``, so the daily sweep after a move of the
+    clock renders only the records that changed. The memo is off on the real clock."""
     app = FastAPI(title="REDEX public API v2 simulator")
     cache = QueryCache()
+    memo = BytesMemo(MEMO_BYTES if memo_bytes is None else memo_bytes)
+    app.state.record_memo = memo  # read by tests, benchmarks and GET /_sim/memo/redex
     count = counters(state)
 
     def faults():
         return state.faults[PROVIDER]
 
-    def world_key() -> tuple:
-        c = state.world.config
-        return (c.seed, c.scale, state.world.as_of, c.lines_per_invoice, tuple(sorted(c.per_day.items())))
+    def world_key(world: World) -> tuple:
+        c = world.config
+        return (c.seed, c.scale, c.as_of, c.lines_per_invoice, tuple(sorted(c.per_day.items())))
+
+    def serve(world: World, request_memo: BytesMemo | None, keys: list[RecordKey]) -> list[bytes]:
+        """The JSON bytes of the records ``keys`` name (``RecordKey.render(world, *ident)``)."""
+        return records(request_memo, keys, lambda k: _dumps(k.render(world, *k.ident)))
 
     def auth_error(request: Request) -> Response | None:
         header = request.headers.get("authorization", "")
@@ -762,7 +840,8 @@ def make_app(state) -> FastAPI:
         count["refresh"] += 1
         return envelope(issue())
 
-    def paged(request: Request, keys: list, page: int, size: int, render_one) -> Response:
+    def paged(world: World, request_memo: BytesMemo | None, keys: list[RecordKey], page: int, size: int
+              ) -> Response:
         total = len(keys)
         pages = math.ceil(total / size)
         lo = (page - 1) * size
@@ -773,7 +852,7 @@ def make_app(state) -> FastAPI:
         if f.duplicates and page > 1 and chunk and lo >= 1:
             chunk = [keys[lo - 1], *chunk]  # the previous page's last record again
         meta = {"CurrentPage": page, "TotalPage": pages, "ItemsPerPage": size, "TotalItems": total}
-        return envelope([render_one(k) for k in chunk], meta=meta)
+        return envelope(array(serve(world, request_memo, chunk)), meta=meta)
 
     @app.get("/public/v2/invoices")
     def list_invoices(request: Request):
@@ -802,39 +881,43 @@ def make_app(state) -> FastAPI:
         if errors:
             return bad_request(*errors)
         descending = True if order_by is None else desc_text == "true"
-        world = state.world
+        world, request_memo = pinned_world(state.world, memo)
 
-        def compute() -> list[tuple[dt.date, int]]:
+        def compute() -> list[RecordKey]:
+            as_of, config = world.as_of, record_config(world)
             rows = []
             for f in iter_invoices(world):
                 if ttype and f.direction != ttype:
                     continue
                 if types and f.type not in types:
                     continue
-                if statuses and f.state(world.as_of)["status"] not in statuses:
+                st = row_state(f, as_of)
+                if statuses and st[0] not in statuses:
                     continue
                 if search and search not in f.number:
                     continue
                 sort = {"IssuedDate": (f.issued, f.number), "InvoiceNumber": (f.number,)}.get(
                     order_by or "CreatedDate", (f.created, f.number))
-                rows.append((sort, (f.day, f.index)))
-            rows.sort(key=lambda x: x[0], reverse=descending)
+                rows.append((sort, RecordKey(invoice_row, config, (f.day, f.index), st)))
+            rows.sort(key=lambda x: x[0], reverse=descending)  # sort keys are unique: keys never compared
             return [k for _s, k in rows]
 
-        keys = cache.get(("inv", world_key(), tuple(statuses), tuple(types), ttype, search, order_by, descending),
-                         compute)
-        return paged(request, keys, page, size, lambda k: render(facts(world, *k), world.as_of))
+        keys = cache.get(("inv", world_key(world), tuple(statuses), tuple(types), ttype, search, order_by,
+                          descending), compute)
+        return paged(world, request_memo, keys, page, size)
 
     @app.get("/public/v2/invoices/{invoice_number}")
     def get_invoice(invoice_number: str, request: Request):
         if (err := auth_error(request)) is not None:
             return err
-        f = facts_by_number(state.world, invoice_number)
+        world, request_memo = pinned_world(state.world, memo)
+        f = facts_by_number(world, invoice_number)
         if f is False:
             return envelope(status=403, message="Forbidden")
         if f is None:
             return envelope(status=404, message="Not found")
-        return envelope(render_detail(f, state.world.as_of))
+        key = RecordKey(invoice_detail, record_config(world), (f.day, f.index), row_state(f, world.as_of))
+        return envelope(serve(world, request_memo, [key])[0])
 
     @app.get("/public/v2/spot-exchange/transactions")
     def list_transactions(request: Request):
@@ -861,9 +944,10 @@ def make_app(state) -> FastAPI:
         if errors:
             return bad_request(*errors)
         descending = True if order_by is None else desc_text == "true"
-        world = state.world
+        world, request_memo = pinned_world(state.world, memo)
 
-        def compute() -> list[tuple[str, tuple]]:
+        def compute() -> list[RecordKey]:
+            config = record_config(world)
             rows = []
             for placed, kind, key in iter_transactions(world):
                 if markets or statuses or side:
@@ -874,11 +958,12 @@ def make_app(state) -> FastAPI:
                         continue
                     if side and rec["Side"] != side:
                         continue
-                rows.append(((placed, kind, key), (kind, key)))
-            rows.sort(key=lambda x: x[0], reverse=descending)
+                rows.append(((placed, kind, key), RecordKey(transaction_record, config, (kind, key),
+                                                            transaction_record_state(world, kind, key))))
+            rows.sort(key=lambda x: x[0], reverse=descending)  # sort keys are unique: keys never compared
             return [k for _s, k in rows]
 
-        keys = cache.get(("tx", world_key(), tuple(markets), tuple(statuses), side, descending), compute)
-        return paged(request, keys, page, size, lambda k: transaction_record(world, *k))
+        keys = cache.get(("tx", world_key(world), tuple(markets), tuple(statuses), side, descending), compute)
+        return paged(world, request_memo, keys, page, size)
 
     return app

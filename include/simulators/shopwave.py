@@ -76,7 +76,16 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from simulators.jsonbody import json_response
+from simulators.jsonbody import (
+    MEMO_BYTES,
+    BytesMemo,
+    RecordKey,
+    dumps,
+    json_response,
+    pinned_world,
+    records,
+    splice,
+)
 from simulators.world import EPOCH, UTC, World, customer_name, rng, ts_in_day
 
 PROVIDER = "shopwave"
@@ -299,6 +308,11 @@ def iter_invoices(world: World) -> Iterator[InvoiceFacts]:
                 yield f
 
 
+def invoice_record(f: InvoiceFacts, _as_of: dt.datetime) -> dict[str, Any]:
+    """``render_invoice`` with the signature of the other memoised records: an invoice never changes."""
+    return render_invoice(f)
+
+
 def render_invoice(f: InvoiceFacts) -> dict[str, Any]:
     qty, net, vat, gross = f.totals()
     sid, sname, _city, _pc = f.supplier
@@ -428,10 +442,16 @@ def order_id(basket_id: int) -> int:
     return 800_000_000 + basket_id
 
 
+def order_state(f: BasketFacts, as_of: dt.datetime) -> bool:
+    """All that an order's record reads of ``as_of``: whether it is completed (the memo keys it by this)."""
+    assert f.order is not None
+    return f.order[1] <= as_of
+
+
 def render_order(f: BasketFacts, as_of: dt.datetime) -> dict[str, Any]:
     assert f.order is not None
     kind, fulfilled = f.order
-    done = fulfilled <= as_of
+    done = order_state(f, as_of)
     return {"id": order_id(f.id), "basketId": f.id, "storeId": store_id(f.customer), "consumerId": f.consumer,
             "reference": f"ORD-{order_id(f.id)}", "type": kind, "addedDate": _iso(f.completed),
             "completeDate": _iso(fulfilled) if done else None, "completed": done,
@@ -681,9 +701,16 @@ def run_report(world: World, q: SwqlQuery) -> list[dict[str, Any]]:
     return out
 
 
-def make_app(state) -> FastAPI:
-    """The Shopwave app; ``state`` is the shared SimState (world, faults, credentials, tokens)."""
+def make_app(state, *, memo_bytes: int | None = None) -> FastAPI:
+    """The Shopwave app; ``state`` is the shared SimState (world, faults, credentials, tokens).
+
+    ``GET /invoice`` and ``GET /order`` serve each record's JSON bytes from a memo (``app.state.record_memo``,
+    bounded by ``memo_bytes``, default ``MEMO_BYTES``, 0: off) keyed by :class:`RecordKey`: an invoice never
+    changes, an order only when it completes, so the sweep after a move of the clock renders only the new
+    and the newly completed records. The memo is off on the real clock."""
     app = FastAPI(title="Shopwave simulator")
+    memo = BytesMemo(MEMO_BYTES if memo_bytes is None else memo_bytes)
+    app.state.record_memo = memo  # read by tests, benchmarks and GET /_sim/memo/shopwave
 
     @app.exception_handler(ApiProblem)
     async def problem(request: Request, exc: ApiProblem):
@@ -757,6 +784,18 @@ def make_app(state) -> FastAPI:
         message, records = take_api_error(message, records)
         return _json({key: {str(r["id"]): r for r in records}, "api": _api(started, message)})
 
+    def answer_memoised(message: dict[str, Any], started: float, key: str, world: World,
+                        request_memo: BytesMemo | None, items: list[tuple[RecordKey, Any]]):
+        """``answer`` for records named by (memo key, facts) pairs, whose ``ident`` is the record's id:
+        the same text, with each record's bytes rendered (``key.render(facts, as_of)``) only when the memo
+        does not have them. The ids are unique, as ``answer``'s map needs."""
+        keys = [k for k, _f in items]
+        facts_of = {k.ident: f for k, f in items}
+        recs = records(request_memo, keys, lambda k: dumps(k.render(facts_of[k.ident], world.as_of)))
+        message, pairs = take_api_error(message, list(zip(keys, recs, strict=True)))
+        body = {key: splice({str(k.ident): rec for k, rec in pairs}), "api": _api(started, message)}
+        return Response(splice(body), headers={"x-api-version": API_VERSION}, media_type="application/json")
+
     def owned_stores(request: Request) -> set[int] | None:
         wanted = _ids(request, "storeIds")
         if wanted is not None:
@@ -777,20 +816,26 @@ def make_app(state) -> FastAPI:
         started = time.perf_counter()
         message = guard(request)
         ids, stores = _ids(request, "invoiceId"), owned_stores(request)
-        recs = [render_invoice(f) for f in iter_invoices(state.world)
-                if (ids is None or f.id in ids) and (stores is None or store_id(f.customer) in stores)]
-        return answer(message, started, "invoices", recs)
+        world, request_memo = pinned_world(state.world, memo)
+        config = (world.seed, world.config.lines_per_invoice)  # an invoice's facts follow from these
+        items = [(RecordKey(invoice_record, config, f.id, ()), f) for f in iter_invoices(world)
+                 if (ids is None or f.id in ids) and (stores is None or store_id(f.customer) in stores)]
+        return answer_memoised(message, started, "invoices", world, request_memo, items)
 
     @app.get("/order")
     def orders(request: Request):
         started = time.perf_counter()
         message = guard(request)
         ids, stores, completed = _ids(request, "orderIds"), owned_stores(request), _bool(request, "completed")
-        as_of = state.world.as_of
-        recs = [render_order(f, as_of) for f in iter_orders(state.world)]
-        recs = [r for r in recs if (ids is None or r["id"] in ids) and (stores is None or r["storeId"] in stores)
-                and (completed is None or r["completed"] is completed)]
-        return answer(message, started, "orders", recs)
+        world, request_memo = pinned_world(state.world, memo)
+        as_of, config = world.as_of, (world.seed,)  # a basket's facts follow from the seed
+        items = []
+        for f in iter_orders(world):
+            done = order_state(f, as_of)
+            if (ids is None or order_id(f.id) in ids) and (stores is None or store_id(f.customer) in stores) \
+                    and (completed is None or done is completed):
+                items.append((RecordKey(render_order, config, order_id(f.id), done), f))
+        return answer_memoised(message, started, "orders", world, request_memo, items)
 
     @app.get("/basket")
     def baskets(request: Request):
