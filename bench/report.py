@@ -443,7 +443,7 @@ def render(res: dict[str, Any]) -> str:
             if dbt.get("nodes"):
                 md += [f"dbt in the {run}: {dbt['seconds']:.1f}s for pipeline.build (dbt in-process); the "
                        f"build's own elapsed time {dbt['build_elapsed']:.1f}s for {dbt['nodes']} nodes whose "
-                       f"execution times add up to {dbt['node_seconds']:.1f}s (2 threads); slowest: "
+                       f"execution times add up to {dbt['node_seconds']:.1f}s ({dbt.get('threads', 2)} threads); slowest: "
                        + ", ".join(f"`{u.split('.', 2)[-1]}` {t:.1f}s" for u, t in dbt["slowest"][:5]) + ".", ""]
             if "error" in dbt:
                 md += [f"dbt in the {run} failed: `{dbt['error'][:400]}`", ""]

@@ -453,7 +453,8 @@ rr = json.loads((config.data_dir() / "dbt" / "target" / "run_results.json").read
 nodes = sorted(((r["unique_id"], round(r["execution_time"], 2)) for r in rr["results"]), key=lambda x: -x[1])
 print("BENCH-RESULT " + json.dumps({"seconds": seconds, "tail": out.strip().splitlines()[-1:],
       "build_elapsed": round(rr["elapsed_time"], 2), "nodes": len(nodes),
-      "node_seconds": round(sum(t for _, t in nodes), 2), "slowest": nodes[:8]}))
+      "node_seconds": round(sum(t for _, t in nodes), 2), "slowest": nodes[:8],
+      "threads": len({r["thread_id"] for r in rr["results"]})}))
 """
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import importlib
 import importlib.util
 import json
@@ -216,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         faults.setdefault(m, {}).setdefault("latency_ms", args.latency_ms)
     state = SimState(WorldConfig(seed=args.seed, scale=args.scale, as_of=_ts(args.as_of),
                                  lines_per_invoice=args.lines_per_invoice), faults)
+    # The simulators keep large caches of long-lived objects (facts, rendered records); with the default
+    # thresholds Python's collector keeps walking them, which was most of a warm daily REDEX sweep.
+    gc.set_threshold(50_000, 20, 100)
     server = SimServer(state, args.host, args.port)
     for m in MODULES:
         print(f"{m:10s} {server.base_url(m)}", flush=True)
