@@ -84,7 +84,7 @@ import re
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property, lru_cache
@@ -586,23 +586,27 @@ def iter_transactions(world: World):
                 yield o.placed, "o", (day, k)
 
 
-def transaction_record(world: World, kind: str, key: tuple) -> dict[str, Any]:
+def _transaction(world: World, kind: str, key: tuple) -> tuple[Callable[..., dict[str, Any]],
+                                                               Callable[..., Hashable], tuple]:
+    """A transaction's renderer, its state function (what the renderer reads of ``as_of``) and their
+    arguments before ``as_of``: a matched trade ("m", (day, i, j)) or an open order ("o", (day, k))."""
     if kind == "m":
         day, i, j = key
         f = facts(world, day, i)
-        return render_transaction(f, f.items[j], world.as_of)
+        return render_transaction, transaction_state, (f, f.items[j])
     day, k = key
-    return render_open_order(open_order(world, day, k), world.as_of)
+    return render_open_order, open_order_state, (open_order(world, day, k),)
+
+
+def transaction_record(world: World, kind: str, key: tuple) -> dict[str, Any]:
+    render_one, _state, args = _transaction(world, kind, key)
+    return render_one(*args, world.as_of)
 
 
 def transaction_record_state(world: World, kind: str, key: tuple) -> Hashable:
     """All that ``transaction_record(world, kind, key)`` reads of ``world.as_of``."""
-    if kind == "m":
-        day, i, j = key
-        f = facts(world, day, i)
-        return transaction_state(f, f.items[j], world.as_of)
-    day, k = key
-    return open_order_state(open_order(world, day, k), world.as_of)
+    _render, state_of, args = _transaction(world, kind, key)
+    return state_of(*args, world.as_of)
 
 
 def record_config(world: World) -> tuple[int, int | None]:
