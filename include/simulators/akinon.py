@@ -52,7 +52,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from simulators.jsonbody import MEMO_BYTES, BytesMemo, dumps, json_response, pinned_world, with_array
+from simulators.jsonbody import MEMO_BYTES, BytesMemo, dumps, json_response, pinned_world, records, with_array
 from simulators.world import EPOCH, UTC, QueryCache, World, customer_name, money, rng, ts_in_day
 
 PROVIDER = "akinon"
@@ -487,27 +487,25 @@ def make_app(state, *, memo_bytes: int | None = None) -> FastAPI:
     memo = BytesMemo(MEMO_BYTES if memo_bytes is None else memo_bytes)
     app.state.record_memo = memo  # read by tests and benchmarks
 
-    def snapshot() -> tuple[World, tuple, dt.datetime, bool]:
+    def snapshot() -> tuple[World, tuple, dt.datetime, BytesMemo | None]:
         """This request's world (``pinned_world``: as_of pinned, so that a config changed mid-request
-        cannot render a record under another config's key). Returns (world, config key, as_of, whether
-        records may be memoised)."""
+        cannot render a record under another config's key). Returns (world, config key, as_of, the memo
+        to serve records from or None)."""
         world, request_memo = pinned_world(state.world, memo)
         c = world.config
         key = (c.seed, c.scale, c.lines_per_invoice, tuple(sorted(c.per_day.items())))
-        return world, key, c.as_of, request_memo is not None
+        return world, key, c.as_of, request_memo
 
-    def records(world: World, config_key: tuple, as_of: dt.datetime, use_memo: bool,
-                render_one: Callable[[World, InvoiceFacts, dt.datetime], dict],
-                chunk: list[tuple[dt.date, int]]) -> list[bytes]:
+    def serve(world: World, config_key: tuple, as_of: dt.datetime, request_memo: BytesMemo | None,
+              render_one: Callable[[World, InvoiceFacts, dt.datetime], dict],
+              chunk: list[tuple[dt.date, int]]) -> list[bytes]:
         """The JSON bytes of the records (day, index) of ``chunk``: ``dumps(render_one(...))`` each.
 
         A record's bytes depend on the render function, ``seed`` and ``lines_per_invoice`` (its facts and
         lines), ``as_of`` (its state) and (day, index) only; the key also carries ``scale`` and
         ``per_day`` (which records exist, not how one looks). Faults pick records, never change one."""
-        if not use_memo:
-            return [dumps(render_one(world, facts(world, d, i), as_of)) for d, i in chunk]
-        return memo.get_many([(render_one, config_key, as_of, d, i) for d, i in chunk],
-                             lambda k: dumps(render_one(world, facts(world, k[3], k[4]), as_of)))
+        return records(request_memo, [(render_one, config_key, as_of, d, i) for d, i in chunk],
+                       lambda k: dumps(render_one(world, facts(world, k[3], k[4]), as_of)))
 
     def auth_error(request: Request) -> JSONResponse | None:
         header = request.headers.get("authorization")
@@ -534,7 +532,7 @@ def make_app(state, *, memo_bytes: int | None = None) -> FastAPI:
             page = int(q.get("page", 1))
         except ValueError:
             return JSONResponse({"detail": "Invalid page."}, 404)
-        world, config_key, as_of, use_memo = snapshot()
+        world, config_key, as_of, request_memo = snapshot()
         faults = state.faults[PROVIDER]
         key = (*config_key, as_of, gte, lt)
         keys = cache.get(key, lambda: [(f.day, f.index) for f in iter_facts(world, gte, lt)])
@@ -548,7 +546,7 @@ def make_app(state, *, memo_bytes: int | None = None) -> FastAPI:
         chunk = keys[lo: lo + limit]
         if faults.duplicates and page > 1 and chunk:
             chunk = [keys[lo - 1], *chunk] if lo >= 1 else chunk  # the previous page's last record again
-        results = records(world, config_key, as_of, use_memo, render_one, chunk)
+        results = serve(world, config_key, as_of, request_memo, render_one, chunk)
         base = str(request.url.remove_query_params(["page"]))
         sep = "&" if "?" in base else "?"
         nxt = f"{base}{sep}page={page + 1}" if page < pages else None
@@ -561,11 +559,11 @@ def make_app(state, *, memo_bytes: int | None = None) -> FastAPI:
                ) -> Response:
         if (err := auth_error(request)) is not None:
             return err
-        world, config_key, as_of, use_memo = snapshot()
+        world, config_key, as_of, request_memo = snapshot()
         f = facts_by_id(world, id_)
         if f is None:
             return JSONResponse({"detail": "Not found."}, 404)
-        body = records(world, config_key, as_of, use_memo, render_one, [(f.day, f.index)])[0]
+        body = serve(world, config_key, as_of, request_memo, render_one, [(f.day, f.index)])[0]
         return Response(body, media_type="application/json")  # = json_response(render_one(world, f, as_of))
 
     @app.get("/api/v1/oms/invoices/")

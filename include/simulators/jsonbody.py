@@ -95,9 +95,7 @@ def json_response(payload: Any, status_code: int = 200, headers: dict[str, str] 
 def with_array(head: dict[str, Any], key: str, items: Sequence[bytes], *, ensure_ascii: bool = False) -> bytes:
     """``dumps({**head, key: [...]})`` where the array's items are already JSON bytes (``dumps`` of each
     one, same options): ``head``'s keys in order, then ``key`` last. ``key`` must not be in ``head``."""
-    prefix = dumps(head, ensure_ascii=ensure_ascii)[:-1]  # cut the closing brace
-    return b"".join((prefix, b"," if len(prefix) > 1 else b"", dumps(key, ensure_ascii=ensure_ascii), b":[",
-                     b",".join(items), b"]}"))
+    return splice({**head, key: array(items)}, ensure_ascii=ensure_ascii)
 
 
 #: Default bound of a :class:`BytesMemo` (bytes, entry overheads included).
