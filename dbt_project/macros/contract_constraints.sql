@@ -40,18 +40,19 @@
     alter table {{ rebuilt }} rename to {{ adapter.quote(this.identifier) }};
 {% endmacro %}
 
-{#- Comparable keys of one constraint: NOT NULL per column (a primary key implies it), the key columns
-    of a primary key / unique constraint, one CHECK per check constraint. -#}
+{#- Comparable keys of one constraint as the table carries it: NOT NULL per column (a primary key's
+    columns too), one CHECK per check constraint. A primary key or unique key is not in the table (no
+    index: macros/contract_keys.sql checks it as the model is written). -#}
 {% macro iwh_constraint_keys(type, columns) %}
     {%- set cols = columns | join(',') -%}
     {%- if type == 'not_null' -%}
         {{ return(['NOT NULL:' ~ cols]) }}
     {%- elif type == 'primary_key' -%}
-        {%- set keys = ['PRIMARY KEY:' ~ cols] -%}
+        {%- set keys = [] -%}
         {%- for c in columns -%}{%- do keys.append('NOT NULL:' ~ c) -%}{%- endfor -%}
         {{ return(keys) }}
     {%- elif type == 'unique' -%}
-        {{ return(['UNIQUE:' ~ cols]) }}
+        {{ return([]) }}
     {%- elif type == 'check' -%}
         {{ return(['CHECK']) }}
     {%- else -%}

@@ -1,8 +1,9 @@
 """The data checks fail the build with a message that names what is wrong.
 
-Tables with an enforced contract carry their checks as constraints (not null, primary key / unique,
-accepted values and row rules as CHECK) that DuckDB enforces as the rows are written: the model fails
-with DuckDB's constraint error. The raw sources have no contract: one columns_valid test per table
+Tables with an enforced contract carry their checks as constraints (not null, accepted values and row
+rules as CHECK) that DuckDB enforces as the rows are written: the model fails with DuckDB's constraint
+error. Their keys (primary key / unique) are checked by one query in the same transaction
+(macros/contract_keys.sql). The raw sources have no contract: one columns_valid test per table
 checks their keys and columns in one scan. Each test breaks a copy of the built warehouse.
 """
 
@@ -47,11 +48,41 @@ def test_a_null_in_a_not_null_staging_column_fails_the_build(warehouse, tmp_path
 
 
 def test_a_duplicate_key_fails_the_build(warehouse, tmp_path):
-    _, msg = _failed_dbt(warehouse, tmp_path, "dealpos", ["build", "-s", "stg_dealpos__invoices"],
-                         "INSERT INTO raw_dealpos.invoices SELECT * FROM raw_dealpos.invoices "
-                         'WHERE "ID" = (SELECT min("ID") FROM raw_dealpos.invoices)')
+    """A key of the contract is checked by a query as the model is written (no DuckDB index): the model
+    fails naming the key and a repeated value, before it commits."""
+    [(first,)] = query(warehouse.db, 'SELECT min("ID") FROM raw_dealpos.invoices')
+    db, msg = _failed_dbt(warehouse, tmp_path, "dealpos", ["build", "-s", "stg_dealpos__invoices+"],
+                          "INSERT INTO raw_dealpos.invoices SELECT * FROM raw_dealpos.invoices "
+                          f"WHERE \"ID\" = '{first}'")
     assert "model stg_dealpos__invoices" in msg
-    assert "Constraint Error: PRIMARY KEY or UNIQUE constraint violation: duplicate key" in msg
+    assert f"duplicate key in staging.stg_dealpos__invoices: primary_key (invoice_id) = {first} in 2 rows" in msg
+    # The last good table stays (one row per invoice), and nothing downstream was built from the new one.
+    assert "SKIP=" in msg and "SKIP=0" not in msg
+    assert query(db, "SELECT count(*), count(DISTINCT invoice_id) FROM staging.stg_dealpos__invoices") == \
+        query(warehouse.db, "SELECT count(*), count(DISTINCT invoice_id) FROM staging.stg_dealpos__invoices")
+
+
+def test_a_repeated_unique_key_of_several_columns_fails_the_model(warehouse, tmp_path):
+    """A model-level unique key (Shopwave's customers: customer_type and customer_id) names every column
+    and the repeated values."""
+    [(store,)] = query(warehouse.db, "SELECT min(id) FROM raw_shopwave.stores")
+    _, msg = _failed_dbt(warehouse, tmp_path, "shopwave", ["run", "-s", "stg_shopwave__customers"],
+                         f"INSERT INTO raw_shopwave.stores SELECT * FROM raw_shopwave.stores WHERE id = '{store}'")
+    assert ("duplicate key in staging.stg_shopwave__customers: unique (customer_type, customer_id) = "
+            f"store, {store} in 2 rows") in msg
+
+
+def test_keys_are_checked_by_query_not_by_an_index(warehouse):
+    """The built tables carry not null and check constraints but no key index (an ART index per key made
+    the daily rebuild a third slower); a primary key's columns are NOT NULL."""
+    kinds = query(warehouse.db, "SELECT DISTINCT constraint_type FROM duckdb_constraints() "
+                                "WHERE schema_name IN ('staging', 'intermediate', 'marts') ORDER BY 1")
+    assert kinds == [("CHECK",), ("NOT NULL",)]
+    assert query(warehouse.db, "SELECT count(*) FROM duckdb_indexes() "
+                               "WHERE schema_name IN ('staging', 'intermediate', 'marts')") == [(0,)]
+    assert ("NOT NULL", ["line_key"]) in query(
+        warehouse.db, "SELECT constraint_type, constraint_column_names FROM duckdb_constraints() "
+                      "WHERE schema_name = 'marts' AND table_name = 'fct_invoice_lines'")
 
 
 def test_a_value_outside_the_accepted_ones_fails_the_build(warehouse, tmp_path):

@@ -54,8 +54,9 @@ def test_every_mart_and_every_column_is_described(docs):
 
 def test_constraints_are_declared_where_duckdb_enforces_them(docs):
     """A not_null / unique / accepted_values check of a model is a constraint of its enforced contract,
-    which DuckDB enforces only on tables: every model that declares constraints is a table (or an
-    incremental table) with an enforced contract, every staging model among them."""
+    which DuckDB enforces only on tables (keys by the contract_keys post-hook, on tables too): every
+    model that declares constraints is a table (or an incremental table) with an enforced contract,
+    every staging model among them."""
     manifest, _ = docs
     models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
     constrained = {name for name, n in models.items()
