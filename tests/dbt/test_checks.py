@@ -9,6 +9,7 @@ checks their keys and columns in one scan. Each test breaks a copy of the built 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 import duckdb
@@ -16,6 +17,11 @@ import pytest
 
 from invoice_warehouse.warehouse.dbt import DbtError
 from tests.helpers import query
+
+
+#: A broken raw row comes in as a load would bring it: in a batch the staging models have not staged
+#: (the incremental ones re-stage only the keys that have such a row).
+NEW_BATCH = "_batch_id = 'a-later-batch'"
 
 
 def _break(db, *sql: str) -> None:
@@ -38,10 +44,10 @@ def _failed_dbt(warehouse, tmp_path, provider: str, args: list[str], *sql: str):
 
 def test_a_null_in_a_not_null_staging_column_fails_the_build(warehouse, tmp_path):
     db, msg = _failed_dbt(warehouse, tmp_path, "dealpos", ["build", "-s", "stg_dealpos__invoices+"],
-                          'UPDATE raw_dealpos.invoices SET "CustomerID" = NULL '
+                          f'UPDATE raw_dealpos.invoices SET "CustomerID" = NULL, {NEW_BATCH} '
                           'WHERE "ID" = (SELECT min("ID") FROM raw_dealpos.invoices)')
     assert "model stg_dealpos__invoices" in msg
-    assert "NOT NULL constraint failed: stg_dealpos__invoices__dbt_tmp.customer_id" in msg
+    assert "NOT NULL constraint failed: stg_dealpos__invoices.customer_id" in msg
     # The failed model left the last good table in place, and nothing downstream was built from it.
     assert "SKIP=" in msg and "SKIP=0" not in msg
     assert query(db, "SELECT count(*) FROM staging.stg_dealpos__invoices WHERE customer_id IS NULL") == [(0,)]
@@ -52,8 +58,8 @@ def test_a_duplicate_key_fails_the_build(warehouse, tmp_path):
     fails naming the key and a repeated value, before it commits."""
     [(first,)] = query(warehouse.db, 'SELECT min("ID") FROM raw_dealpos.invoices')
     db, msg = _failed_dbt(warehouse, tmp_path, "dealpos", ["build", "-s", "stg_dealpos__invoices+"],
-                          "INSERT INTO raw_dealpos.invoices SELECT * FROM raw_dealpos.invoices "
-                          f"WHERE \"ID\" = '{first}'")
+                          "INSERT INTO raw_dealpos.invoices SELECT * REPLACE ('a-later-batch' AS _batch_id) "
+                          f"FROM raw_dealpos.invoices WHERE \"ID\" = '{first}'")
     assert "model stg_dealpos__invoices" in msg
     assert f"duplicate key in staging.stg_dealpos__invoices: primary_key (invoice_id) = {first} in 2 rows" in msg
     # The last good table stays (one row per invoice), and nothing downstream was built from the new one.
@@ -88,7 +94,8 @@ def test_keys_are_checked_by_query_not_by_an_index(warehouse):
 def test_a_value_outside_the_accepted_ones_fails_the_build(warehouse, tmp_path):
     # stg_dealpos__invoices.source_status: Cancelled, or the payment state Paid / Partial / Unpaid.
     _, msg = _failed_dbt(warehouse, tmp_path, "dealpos", ["build", "-s", "stg_dealpos__invoices"],
-                         "UPDATE raw_dealpos.invoices SET \"Status\" = 'Archived', \"Payment\" = 'Archived' "
+                         "UPDATE raw_dealpos.invoices SET \"Status\" = 'Archived', \"Payment\" = 'Archived', "
+                         f"{NEW_BATCH} "
                          'WHERE "ID" = (SELECT min("ID") FROM raw_dealpos.invoices)')
     assert "CHECK constraint failed" in msg and "source_status IN ('Paid', 'Partial', 'Unpaid', 'Cancelled')" in msg
 
@@ -106,19 +113,32 @@ def test_the_raw_checks_name_the_table_and_the_failed_checks(warehouse, tmp_path
     assert sorted(rows) == [("accepted_values", "TransactionType", 1), ("not_null", "Total", 1)]
 
 
-def test_a_repeated_day_and_invoice_in_the_daily_balances_fails_its_check(warehouse, tmp_path):
-    """fct_receivables_daily has no key index (too large): its (balance_date, invoice_key) uniqueness is
-    a columns_valid test, which counts the rows beyond the first of each repeated pair."""
-    pick = ("FROM marts.fct_receivables_daily WHERE (balance_date, invoice_key) = "
-            "(SELECT (balance_date, invoice_key) FROM marts.fct_receivables_daily ORDER BY ALL LIMIT 1)")
-    db, msg = _failed_dbt(warehouse, tmp_path, "dealpos",
-                          ["test", "-s", "fct_receivables_daily_day_and_invoice_unique"],
-                          f"INSERT INTO marts.fct_receivables_daily SELECT * {pick}",
-                          f"INSERT INTO marts.fct_receivables_daily SELECT * {pick} LIMIT 1")
-    assert "Failure in test fct_receivables_daily_day_and_invoice_unique" in msg and "Got 1 result" in msg
-    compiled = next((warehouse.data_dir / "dbt" / "target" / "compiled").rglob(
-        "fct_receivables_daily_day_and_invoice_unique.sql"))
-    assert query(db, compiled.read_text()) == [("unique", "balance_date, invoice_key", 2)]
+def test_a_repeated_day_and_invoice_in_the_daily_balances_fails_the_day(warehouse, tmp_path):
+    """fct_receivables_daily's key (balance_date, invoice_key) has no index (too large): a daily run
+    checks the batch it adds (a repeat can only come in with it), and fails before it commits."""
+    db = warehouse.copy(tmp_path)
+    rows = "SELECT count(*), max(balance_date) FROM marts.fct_receivables_daily"
+    [(stored, last_day)] = before = query(db, rows)
+    # An invoice whose balance history repeats its open interval: the next day would hold it twice.
+    [(invoice,)] = query(db, "SELECT min(invoice_key) FROM intermediate.int_invoice_balances_historized "
+                             "WHERE valid_to IS NULL AND open_balance <> 0")
+    _break(db, "INSERT INTO intermediate.int_invoice_balances_historized SELECT * "
+               f"FROM intermediate.int_invoice_balances_historized WHERE invoice_key = '{invoice}' "
+               "AND valid_to IS NULL")
+    next_day = (last_day + dt.timedelta(days=1)).isoformat()
+    with pytest.raises(DbtError) as err:
+        warehouse.dbt(["run", "-s", "fct_receivables_daily"], db=db, as_of_date=next_day)
+    assert (f"duplicate key in marts.fct_receivables_daily: primary_key (balance_date, invoice_key) = "
+            f"{next_day}, {invoice} in 2 rows") in str(err.value)
+    assert query(db, rows) == before and stored > 0
+    # Without the repeat, the same day goes in, checked over its batch only.
+    _break(db, "DELETE FROM intermediate.int_invoice_balances_historized WHERE rowid = "
+               f"(SELECT max(rowid) FROM intermediate.int_invoice_balances_historized WHERE invoice_key = '{invoice}')")
+    warehouse.dbt(["run", "-s", "fct_receivables_daily"], db=db, as_of_date=next_day)
+    [(after, new_last)] = query(db, rows)
+    assert new_last.isoformat() == next_day and after > stored
+    assert query(db, "SELECT count(*) FROM marts.fct_receivables_daily "
+                     f"WHERE balance_date = '{next_day}' AND invoice_key = '{invoice}'") == [(1,)]
 
 
 def test_an_incremental_table_without_its_constraints_gets_them(warehouse, tmp_path):
@@ -163,7 +183,7 @@ def test_run_dbt_logs_each_line_and_frees_the_warehouse_file(warehouse, tmp_path
         out = warehouse.dbt(["run", "-s", "dim_products"], db=db)
     logged = [r.getMessage() for r in caplog.records if r.name == "invoice_warehouse.warehouse.dbt"]
     assert [m for m in logged if m.startswith("dbt | ")] == [f"dbt | {line}" for line in out.splitlines()]
-    assert any("Done. PASS=1" in m for m in logged)
+    assert any("Done. PASS=2" in m for m in logged)  # the on-run-start hook and dim_products
     assert "\x1b[" not in out  # no colour codes in the task log
     assert {k: os.environ.get(k) for k in env_before} == env_before
     with duckdb.connect(str(db), read_only=True) as con:

@@ -116,9 +116,10 @@ def test_an_unmapped_source_status_fails_the_build(warehouse, tmp_path):
         pytest.skip("akinon not available")
     db = warehouse.copy(tmp_path)
     with duckdb.connect(str(db)) as con:
-        con.execute("UPDATE raw_akinon.invoices SET status = 'on_hold' "
+        # A new version of the invoice, in a batch of its own (as a load would bring it).
+        con.execute("UPDATE raw_akinon.invoices SET status = 'on_hold', _batch_id = 'a-later-batch' "
                     "WHERE id = (SELECT min(id) FROM raw_akinon.invoices)")
-    # +fct_invoices: staging and the intermediate models are tables, rebuilt from the changed raw row.
+    # +fct_invoices: staging re-stages the changed raw row, the intermediate models are rebuilt.
     with pytest.raises(DbtError) as err:
         warehouse.dbt(["build", "-s", "+fct_invoices"], db=db)
     # fct_invoices' contract: canonical_status not null, enforced by DuckDB as the table is written.

@@ -1,6 +1,7 @@
 -- One row per invoiceitem_set entry of an Akinon invoice (unnested from the same raw row).
+{{ config(**iwh_incremental_staging('raw_akinon', 'invoices', 'id', 'invoice_id')) }}
 with source as (
-    select * from {{ source('raw_akinon', 'invoices') }}
+    select * from {{ iwh_changed_rows(source('raw_akinon', 'invoices'), 'id') }}
 ),
 
 unnested as (

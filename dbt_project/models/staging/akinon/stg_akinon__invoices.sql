@@ -3,8 +3,9 @@
 -- Akinon OMS has no payment records: an order with a payment_type was paid at checkout, so the
 -- header "reports" it paid; open-account orders (payment_type null) are unpaid. No due date exists:
 -- the issue date is used. Currency: the OMS tenant's currency, TRY.
+{{ config(**iwh_incremental_staging('raw_akinon', 'invoices', 'id', 'invoice_id')) }}
 with source as (
-    select * from {{ source('raw_akinon', 'invoices') }}
+    select * from {{ iwh_changed_rows(source('raw_akinon', 'invoices'), 'id') }}
 ),
 
 renamed as (

@@ -3,8 +3,9 @@
 -- join). The currency is the items' price_currency, lower case in OMS ("try"), upper-cased here.
 -- source_status is the state's enum_value ("100" Waiting, "400" Approved, "450" Cancelled): the state
 -- name is localised, the code is not. store_id is the sales channel, as in stg_akinon__invoices.
+{{ config(**iwh_incremental_staging('raw_akinon', 'orders', 'id', 'order_id')) }}
 with source as (
-    select * from {{ source('raw_akinon', 'orders') }}
+    select * from {{ iwh_changed_rows(source('raw_akinon', 'orders'), 'id') }}
 ),
 
 renamed as (

@@ -1,8 +1,9 @@
 -- One row per Variants[] entry of a DealPOS invoice (unnested from the same raw row). DealPOS lines
 -- have no id of their own: line_id is "<invoice ID>-<position>". Sales is the line's net value (after
 -- its discount, PPN included); Tax is the PPN inside it.
+{{ config(**iwh_incremental_staging('raw_dealpos', 'invoices', '"ID"', 'invoice_id')) }}
 with source as (
-    select * from {{ source('raw_dealpos', 'invoices') }}
+    select * from {{ iwh_changed_rows(source('raw_dealpos', 'invoices'), '"ID"') }}
 ),
 
 unnested as (

@@ -11,8 +11,9 @@
 --   invoiced = total_amount, paid = amount_paid_reported (sum of Payments[].Amount),
 --   open = total_amount - amount_paid_reported - credit_amount (ReturnAmount: value credited by returns).
 -- Voided invoices count nowhere (they never carry payments or returns).
+{{ config(**iwh_incremental_staging('raw_dealpos', 'invoices', '"ID"', 'invoice_id')) }}
 with source as (
-    select * from {{ source('raw_dealpos', 'invoices') }}
+    select * from {{ iwh_changed_rows(source('raw_dealpos', 'invoices'), '"ID"') }}
 ),
 
 renamed as (

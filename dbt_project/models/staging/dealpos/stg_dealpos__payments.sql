@@ -2,8 +2,9 @@
 -- unnested from the same raw row, so every payment links to its invoice. Refunds after a return are
 -- negative amounts. Payment dates have no offset: tenant local time, Asia/Jakarta (WIB, UTC+7).
 -- DealPOS payments carry no status of their own: source_status is null.
+{{ config(**iwh_incremental_staging('raw_dealpos', 'invoices', '"ID"', 'invoice_id')) }}
 with source as (
-    select * from {{ source('raw_dealpos', 'invoices') }}
+    select * from {{ iwh_changed_rows(source('raw_dealpos', 'invoices'), '"ID"') }}
 ),
 
 unnested as (

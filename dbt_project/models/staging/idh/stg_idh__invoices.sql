@@ -6,8 +6,9 @@
 -- IDH gives no tax split (tax_amount 0; prices are taken as tax-inclusive) and no modification time.
 -- created_on / due_date are WIB calendar dates (DD-MM-YYYY); issued_at is WIB midnight of created_on, in UTC.
 -- list_payments (like list_payment) is absent until something is paid: coalesce to 0.
+{{ config(**iwh_incremental_staging('raw_idh', 'invoices', 'id', 'invoice_id')) }}
 with source as (
-    select * from {{ source('raw_idh', 'invoices') }}
+    select * from {{ iwh_changed_rows(source('raw_idh', 'invoices'), 'id') }}
 ),
 
 renamed as (

@@ -4,8 +4,9 @@
 -- order_id; invoice_id is null here (an order does not name its invoice) and stg_idh__invoice_lines
 -- sets it through stg_idh__invoice_orders. The ext products carry no product_id: it is looked up in the plain detail's
 -- order_detail[] of the same row by ordered_product_id (a list lookup in one row, not a join).
+{{ config(**iwh_incremental_staging('raw_idh', 'orders', 'po', 'order_id')) }}
 with source as (
-    select * from {{ source('raw_idh', 'orders') }}
+    select * from {{ iwh_changed_rows(source('raw_idh', 'orders'), 'po') }}
 ),
 
 principals as (

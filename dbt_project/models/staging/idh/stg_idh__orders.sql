@@ -2,8 +2,9 @@
 -- 855591.66 for one PO: the distributor confirms at other quantities and IDH does not recalculate), so
 -- the ext values are the order's amount; the list total is kept as list_total_amount for audit.
 -- `date` arrives as ISO +07:00 (UTC here); the ext detail's created_on_date is the WIB calendar date.
+{{ config(**iwh_incremental_staging('raw_idh', 'orders', 'po', 'order_id')) }}
 with source as (
-    select * from {{ source('raw_idh', 'orders') }}
+    select * from {{ iwh_changed_rows(source('raw_idh', 'orders'), 'po') }}
 ),
 
 renamed as (

@@ -4,8 +4,9 @@
 -- They are NOT payments of supplier invoices: Shopwave has no payment history for supplier invoices
 -- and a transaction links only to its basket, so invoice_id is NULL. Transactions carry no status:
 -- source_status says 'refund' (negative amount) or 'payment'.
+{{ config(**iwh_incremental_staging('raw_shopwave', 'transactions', 'id', 'payment_id')) }}
 with source as (
-    select * from {{ source('raw_shopwave', 'transactions') }}
+    select * from {{ iwh_changed_rows(source('raw_shopwave', 'transactions'), 'id') }}
 ),
 
 renamed as (
