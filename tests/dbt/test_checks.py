@@ -178,9 +178,17 @@ def test_run_dbt_logs_each_line_and_frees_the_warehouse_file(warehouse, tmp_path
     """dbt runs in-process: its lines are logged as `dbt | ...`, the environment it was given is put
     back, and its DuckDB handle is closed (this process can open the file with another configuration)."""
     db = warehouse.copy(tmp_path)
-    env_before = {k: os.environ.get(k) for k in ("IWH_WAREHOUSE_PATH", "DBT_TARGET_PATH", "DBT_LOG_PATH")}
+    env_before = {k: os.environ.get(k) for k in ("IWH_WAREHOUSE_PATH", "DBT_TARGET_PATH", "DBT_LOG_PATH",
+                                                 "DBT_LOG_LEVEL_FILE")}
+    dbt_log = warehouse.data_dir / "dbt" / "logs" / "dbt.log"
+    offset = dbt_log.stat().st_size
     with caplog.at_level("INFO", logger="invoice_warehouse.warehouse.dbt"):
         out = warehouse.dbt(["run", "-s", "dim_products"], db=db)
+    # dbt.log at info: the node's lines, not every SQL statement (DBT_LOG_LEVEL_FILE=debug adds them).
+    with open(dbt_log, encoding="utf-8") as fh:
+        fh.seek(offset)
+        written = fh.read()
+    assert "OK created sql table model marts.dim_products" in written and "SQL status" not in written
     logged = [r.getMessage() for r in caplog.records if r.name == "invoice_warehouse.warehouse.dbt"]
     assert [m for m in logged if m.startswith("dbt | ")] == [f"dbt | {line}" for line in out.splitlines()]
     assert any("Done. PASS=2" in m for m in logged)  # the on-run-start hook and dim_products

@@ -35,6 +35,28 @@ def test_bad_money_is_refused_with_a_reason(value, reason):
     assert str(exc.value) == reason
 
 
+@pytest.mark.parametrize("value", [
+    Decimal("1240.2835"), Decimal("12.5"), Decimal("-0"), Decimal("0E-9"), Decimal("1E+3"), Decimal("1.00000000"),
+    Decimal("1.0000005"), Decimal("999999999999.999999"), Decimal("1000000000000"), Decimal("NaN"),
+    Decimal("Infinity"), 7, -12, 10 ** 12, 10 ** 40, "399.00", "-.5", "1e3", "1.5e-7", "12,5", " 1.5", "1.5 ",
+    "1.5\n", "NaN", "Infinity", "", True, 1.5,
+])
+def test_the_schema_parser_types_decimals_as_the_field_does(value):
+    """The compiled parser's converter (fast path for JSON numbers, ints and numeric text) gives the
+    value, or the error, that Field.parse gives (the parser never calls it with None)."""
+    f = Field("amount", "decimal(18,6)")
+    convert = f.converter()
+    try:
+        expected = f.parse(value)
+    except Exception as exc:  # noqa: BLE001 - the same error, whatever its type
+        with pytest.raises(type(exc)) as got:
+            convert(value)
+        assert str(got.value) == str(exc)
+    else:
+        got = convert(value)
+        assert (got, str(got)) == (expected, str(expected))
+
+
 def test_timestamps_become_utc_with_the_declared_source_zone():
     jakarta = Field("Date", "timestamp", tz="Asia/Jakarta")
     assert jakarta.parse("2020-05-27T11:10:50.57") == dt.datetime(2020, 5, 27, 4, 10, 50, 570000, tzinfo=UTC)

@@ -176,8 +176,7 @@ class Field:
             return timestamp
         m = _DECIMAL_RE.match(t)
         if m:
-            source, precision, scale = self.source, int(m.group(1)), int(m.group(2))
-            return lambda v: _parse_decimal(v, source, precision, scale)
+            return _decimal_converter(self.source, int(m.group(1)), int(m.group(2)))
         return self._parse
 
     def _parse(self, value: Any) -> Any:
@@ -263,6 +262,29 @@ def _parse_decimal(value: Any, name: str, precision: int, scale: int) -> Decimal
     if len(q.as_tuple().digits) > precision:
         raise RecordError(f"field {name!r}: {value} does not fit decimal({precision},{scale})")
     return q
+
+
+def _decimal_converter(name: str, precision: int, scale: int) -> Callable[[Any], Decimal]:
+    """``_parse_decimal`` for one column, with a fast path for what APIs send: a JSON number (msgspec
+    decodes it as an exact Decimal), an integer, or a plain numeric string. Such a value that has at most
+    ``scale`` places and fits ``precision`` digits is its quantized self, which is what _parse_decimal
+    returns; anything else (more places, too large, not finite, spaces, bool...) goes through
+    _parse_decimal, for the same result or the same error."""
+    quantum = Decimal(1).scaleb(-scale)
+    bound = Decimal(10) ** (precision - scale)
+
+    def decimal(v: Any) -> Decimal:
+        tv = type(v)
+        if tv is Decimal or tv is int or (tv is str and _NUMERIC_STR_RE.match(v) and v[-1] != "\n"):
+            d = v if tv is Decimal else Decimal(v)
+            try:
+                q = d.quantize(quantum)
+            except InvalidOperation:
+                return _parse_decimal(v, name, precision, scale)
+            if q == d and -bound < q < bound:
+                return q
+        return _parse_decimal(v, name, precision, scale)
+    return decimal
 
 
 def _parse_timestamp(value: Any, name: str, tz: str | None, fmt: str | None) -> dt.datetime | None:
