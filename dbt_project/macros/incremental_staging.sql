@@ -14,8 +14,9 @@
       3. post-hook (iwh_record_staged): records the raw table's batches as staged.
     All three run in the model's transaction. A new version of the model's file (its checksum is part of
     the record) has staged nothing yet, so its first run re-stages every row; so does a fresh table or
-    --full-refresh. The pipeline forgets the records when the project changes (a macro the model uses
-    may have changed): dbt.build() runs the full build then.
+    --full-refresh, which the pipeline's full build uses when the project changed (dbt.FULL_BUILD): a
+    macro a model uses may have changed what its rows stage to, or its columns (an incremental run with
+    an enforced contract fails on a changed column list).
 
     Usage, in a staging model:
         {{ config(**iwh_incremental_staging('raw_p', 'entity', 'raw key column', 'staged key')) }}

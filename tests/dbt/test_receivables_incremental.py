@@ -14,8 +14,14 @@ DAY_SQL = ("SELECT balance_date, invoice_key, open_balance, days_past_due, aging
 
 def test_a_daily_run_adds_days_without_rebuilding_history(warehouse, tmp_path):
     db = warehouse.copy(tmp_path)
-    # History up to 10 March, as if the warehouse had been built that day.
+    # History up to 10 March, as if the warehouse had been built that day (dropped, then built again:
+    # --full-refresh leaves this model alone).
     warehouse.dbt(["run", "-s", "fct_receivables_daily", "--full-refresh"], db=db, as_of_date="2025-03-10")
+    assert query(db, "SELECT max(balance_date) FROM marts.fct_receivables_daily") == \
+        query(warehouse.db, "SELECT max(balance_date) FROM marts.fct_receivables_daily")
+    with duckdb.connect(str(db)) as con:
+        con.execute("DROP TABLE marts.fct_receivables_daily")
+    warehouse.dbt(["run", "-s", "fct_receivables_daily"], db=db, as_of_date="2025-03-10")
     assert query(db, "SELECT max(balance_date) FROM marts.fct_receivables_daily") == [
         (query(db, "SELECT DATE '2025-03-10'")[0][0],)]
     with duckdb.connect(str(db)) as con:

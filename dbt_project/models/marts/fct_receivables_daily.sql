@@ -1,7 +1,8 @@
 -- The open balance of every open invoice as of each day: one row per day and invoice whose balance
 -- that day is not zero (receivables and payables; filter on direction). Incremental: a daily run adds
 -- the days after the last one stored, up to as_of_date (var, default today); it never rebuilds
--- history (`dbt build --full-refresh -s fct_receivables_daily` does). The first build starts at the
+-- history, not even under --full-refresh (full_refresh=false: the pipeline's full build refreshes the
+-- rest of the project); to rebuild it, drop the table and build again. The first build starts at the
 -- earliest issue date. Balances come from int_invoice_balances_historized, aging from aging_bucket().
 -- The contract's constraints (not null, accepted values) are checked by DuckDB on each insert, so a run
 -- checks the days it adds; ensure_contract_constraints() gives an older table those constraints.
@@ -10,6 +11,7 @@
     unique_key=['balance_date', 'invoice_key'],
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    full_refresh=false,
     contract={'enforced': true},
     pre_hook="{{ ensure_contract_constraints() }}"
 ) }}

@@ -35,8 +35,6 @@ _LOCK = threading.Lock()
 TAIL_LINES = 40
 #: The warehouse table that records the project state of the last successful full build.
 STATE_TABLE = "meta.dbt_project_state"
-#: The raw batches each incremental staging model has staged (macros/incremental_staging.sql).
-STAGED_TABLE = "meta.staged_batches"
 #: The daily build: models and every data test on them; not the seeds, their own tests (their files
 #: have not changed since the full build that loaded and tested them) or the unit tests (fixed inputs:
 #: they test the code, which has not changed either). Tests between a model and a seed
@@ -46,7 +44,10 @@ STAGED_TABLE = "meta.staged_batches"
 #: run_results.json.
 DAILY_BUILD = ("build", "--exclude", "resource_type:seed", "--exclude-resource-type", "unit_test",
                "--indirect-selection", "cautious", "--no-write-json")
-FULL_BUILD = ("build",)
+#: The full build, when the project changed: everything, the incremental staging models rebuilt in full
+#: (--full-refresh: a changed model or macro may change what every row stages to, or the columns);
+#: fct_receivables_daily keeps its history (full_refresh=false in its config).
+FULL_BUILD = ("build", "--full-refresh")
 
 
 class DbtError(RuntimeError):
@@ -221,21 +222,6 @@ def record_build(db: Path | str, digest: str) -> None:
         con.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?)", [digest, dt.datetime.now(dt.timezone.utc)])
 
 
-def forget_staged(db: Path | str) -> None:
-    """Forget which raw batches the incremental staging models have staged (``STAGED_TABLE``): their
-    next run re-stages every row. The full build does this first: a macro a model uses may have
-    changed, which the model's own version (its file's checksum) does not show."""
-    import duckdb
-
-    if not Path(db).exists():
-        return
-    with duckdb.connect(str(db)) as con:
-        schema, table = STAGED_TABLE.split(".")
-        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
-                       "AND table_schema = ? AND table_name = ?", [schema, table]).fetchone()[0]:
-            con.execute(f"DELETE FROM {STAGED_TABLE}")
-
-
 def build(*, work_db: Path | str | None = None, vars_: dict | None = None,
           as_of_date: str | dt.date | None = None) -> str:
     """The pipeline's dbt step on the working warehouse.
@@ -252,7 +238,6 @@ def build(*, work_db: Path | str | None = None, vars_: dict | None = None,
     if built_digest(db) == digest:
         return run_dbt(DAILY_BUILD, work_db=db, vars_=vars_, as_of_date=as_of_date)
     log.info("dbt project changed since the last full build of %s (or none yet): full build", db)
-    forget_staged(db)
     out = run_dbt(FULL_BUILD, work_db=db, vars_=vars_, as_of_date=as_of_date)
     record_build(db, digest)
     return out
