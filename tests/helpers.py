@@ -60,6 +60,13 @@ def extract_and_load(server: SimServer, providers: list[str], start: dt.datetime
     return db
 
 
+def execute(db: Path, *sql: str) -> None:
+    """Run ``sql`` statements on the DuckDB file ``db`` (a test breaking or changing a warehouse copy)."""
+    with duckdb.connect(str(db)) as con:
+        for statement in sql:
+            con.execute(statement)
+
+
 def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(sql, params or []).fetchall()

@@ -40,15 +40,23 @@
     {{ return(model['checksum']['checksum']) }}
 {% endmacro %}
 
-{#- Raw rows of the keys that have a row of a batch this version of the model has not staged yet (every
-    row on a full build). The raw table holds one row per key (the load merges by key); reading every row
-    of a changed key keeps that true here even if it did not hold, so the model's key check sees it. -#}
+{#- The batches this version of the model has staged (a subquery). -#}
+{% macro iwh_staged_batch_ids() %}
+    (select batch_id from {{ iwh_staged_batches() }}
+     where model = '{{ this.identifier }}' and version = '{{ iwh_model_version() }}')
+{% endmacro %}
+
+{#- The keys that have a raw row of a batch this version of the model has not staged yet (a subquery). -#}
+{% macro iwh_changed_keys(raw, raw_key) %}
+    (select {{ raw_key }} from {{ raw }} where coalesce(_batch_id, '') not in {{ iwh_staged_batch_ids() }})
+{% endmacro %}
+
+{#- Raw rows of the changed keys (every row on a full build). The raw table holds one row per key (the
+    load merges by key); reading every row of a changed key keeps that true here even if it did not
+    hold, so the model's key check sees it. -#}
 {% macro iwh_changed_rows(raw, raw_key) %}
     {%- if is_incremental() -%}
-        (select * from {{ raw }} where {{ raw_key }} in (
-            select {{ raw_key }} from {{ raw }} where coalesce(_batch_id, '') not in (
-                select batch_id from {{ iwh_staged_batches() }}
-                where model = '{{ this.identifier }}' and version = '{{ iwh_model_version() }}')))
+        (select * from {{ raw }} where {{ raw_key }} in {{ iwh_changed_keys(raw, raw_key) }})
     {%- else -%}
         {{ raw }}
     {%- endif -%}
@@ -66,7 +74,7 @@
     {% if is_incremental() -%}
     delete from {{ this }}
     where cast({{ staged_key }} as varchar) in (
-            select cast({{ raw_key }} as varchar) from {{ iwh_changed_rows(raw, raw_key) }})
+            select cast({{ raw_key }} as varchar) from {{ iwh_changed_keys(raw, raw_key) }})
         or cast({{ staged_key }} as varchar) not in (select cast({{ raw_key }} as varchar) from {{ raw }});
     {%- endif %}
 {% endmacro %}
@@ -76,7 +84,5 @@
     insert into {{ iwh_staged_batches() }}
     select distinct '{{ this.identifier }}', '{{ iwh_model_version() }}', coalesce(_batch_id, ''), now()
     from {{ raw }}
-    where coalesce(_batch_id, '') not in (
-        select batch_id from {{ iwh_staged_batches() }}
-        where model = '{{ this.identifier }}' and version = '{{ iwh_model_version() }}')
+    where coalesce(_batch_id, '') not in {{ iwh_staged_batch_ids() }}
 {% endmacro %}

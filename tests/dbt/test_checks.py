@@ -16,18 +16,11 @@ import duckdb
 import pytest
 
 from invoice_warehouse.warehouse.dbt import DbtError
-from tests.helpers import query
-
+from tests.helpers import execute, query
 
 #: A broken raw row comes in as a load would bring it: in a batch the staging models have not staged
 #: (the incremental ones re-stage only the keys that have such a row).
 NEW_BATCH = "_batch_id = 'a-later-batch'"
-
-
-def _break(db, *sql: str) -> None:
-    with duckdb.connect(str(db)) as con:
-        for statement in sql:
-            con.execute(statement)
 
 
 def _failed_dbt(warehouse, tmp_path, provider: str, args: list[str], *sql: str):
@@ -36,7 +29,7 @@ def _failed_dbt(warehouse, tmp_path, provider: str, args: list[str], *sql: str):
     if provider not in warehouse.providers:
         pytest.skip(f"{provider} not available")
     db = warehouse.copy(tmp_path)
-    _break(db, *sql)
+    execute(db, *sql)
     with pytest.raises(DbtError) as err:
         warehouse.dbt(args, db=db)
     return db, str(err.value)
@@ -122,7 +115,7 @@ def test_a_repeated_day_and_invoice_in_the_daily_balances_fails_the_day(warehous
     # An invoice whose balance history repeats its open interval: the next day would hold it twice.
     [(invoice,)] = query(db, "SELECT min(invoice_key) FROM intermediate.int_invoice_balances_historized "
                              "WHERE valid_to IS NULL AND open_balance <> 0")
-    _break(db, "INSERT INTO intermediate.int_invoice_balances_historized SELECT * "
+    execute(db, "INSERT INTO intermediate.int_invoice_balances_historized SELECT * "
                f"FROM intermediate.int_invoice_balances_historized WHERE invoice_key = '{invoice}' "
                "AND valid_to IS NULL")
     next_day = (last_day + dt.timedelta(days=1)).isoformat()
@@ -132,7 +125,7 @@ def test_a_repeated_day_and_invoice_in_the_daily_balances_fails_the_day(warehous
             f"{next_day}, {invoice} in 2 rows") in str(err.value)
     assert query(db, rows) == before and stored > 0
     # Without the repeat, the same day goes in, checked over its batch only.
-    _break(db, "DELETE FROM intermediate.int_invoice_balances_historized WHERE rowid = "
+    execute(db, "DELETE FROM intermediate.int_invoice_balances_historized WHERE rowid = "
                f"(SELECT max(rowid) FROM intermediate.int_invoice_balances_historized WHERE invoice_key = '{invoice}')")
     warehouse.dbt(["run", "-s", "fct_receivables_daily"], db=db, as_of_date=next_day)
     [(after, new_last)] = query(db, rows)
@@ -154,7 +147,7 @@ def test_an_incremental_table_without_its_constraints_gets_them(warehouse, tmp_p
                    "WHERE schema_name = 'marts' AND table_name = 'fct_receivables_daily' ORDER BY ALL")
     expected = query(warehouse.db, constraints)
     assert ("NOT NULL", ["balance_date"]) in expected and ("CHECK", ["aging_bucket"]) in expected
-    _break(db, *unconstrained)
+    execute(db, *unconstrained)
     assert query(db, constraints) == []
 
     out = warehouse.dbt(["run", "-s", "fct_receivables_daily"], db=db)
@@ -165,7 +158,7 @@ def test_an_incremental_table_without_its_constraints_gets_them(warehouse, tmp_p
     assert "with its contract's constraints" not in warehouse.dbt(["run", "-s", "fct_receivables_daily"], db=db)
 
     # A stored row that breaks the contract fails the rebuild, and the table stays as it was.
-    _break(db, *unconstrained, "UPDATE marts.fct_receivables_daily SET currency = NULL "
+    execute(db, *unconstrained, "UPDATE marts.fct_receivables_daily SET currency = NULL "
                                "WHERE (balance_date, invoice_key) = (SELECT (balance_date, invoice_key) "
                                "FROM marts.fct_receivables_daily ORDER BY ALL LIMIT 1)")
     with pytest.raises(DbtError) as err:

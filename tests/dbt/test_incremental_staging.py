@@ -3,8 +3,7 @@ have a row of a batch the model has not staged, and ends with the same tables a 
 
 Raw data changes the way a load changes it: a changed record, a new record and a record that lost all
 its lines each come with a new _batch_id, and a record disappears (a full-refresh reload without it).
-The models' keys: order_id for orders and their lines, payment_id for Shopwave's transactions,
-invoice_id for the rest (DealPOS payments are unnested from their invoice).
+DealPOS payments are unnested from their invoice, so their key there is invoice_id.
 """
 
 from __future__ import annotations
@@ -13,26 +12,22 @@ import pytest
 
 from invoice_warehouse.warehouse import dbt
 from tests.dbt.conftest import AS_OF_DATE
-from tests.dbt.test_checks import _break
-from tests.helpers import query
+from tests.helpers import execute, query
 
-#: The incremental staging models, and their raw table and key there.
+#: The incremental staging models: their raw table, its key, and that key's column in the model.
 INCREMENTAL = {
-    "stg_akinon__invoices": ("raw_akinon.invoices", "id"),
-    "stg_akinon__invoice_lines": ("raw_akinon.invoices", "id"),
-    "stg_akinon__orders": ("raw_akinon.orders", "id"),
-    "stg_dealpos__invoices": ("raw_dealpos.invoices", '"ID"'),
-    "stg_dealpos__invoice_lines": ("raw_dealpos.invoices", '"ID"'),
-    "stg_dealpos__payments": ("raw_dealpos.invoices", '"ID"'),
-    "stg_idh__orders": ("raw_idh.orders", "po"),
-    "stg_idh__order_lines": ("raw_idh.orders", "po"),
-    "stg_idh__invoices": ("raw_idh.invoices", "id"),
-    "stg_shopwave__payments": ("raw_shopwave.transactions", "id"),
+    "stg_akinon__invoices": ("raw_akinon.invoices", "id", "invoice_id"),
+    "stg_akinon__invoice_lines": ("raw_akinon.invoices", "id", "invoice_id"),
+    "stg_akinon__orders": ("raw_akinon.orders", "id", "order_id"),
+    "stg_dealpos__invoices": ("raw_dealpos.invoices", '"ID"', "invoice_id"),
+    "stg_dealpos__invoice_lines": ("raw_dealpos.invoices", '"ID"', "invoice_id"),
+    "stg_dealpos__payments": ("raw_dealpos.invoices", '"ID"', "invoice_id"),
+    "stg_idh__orders": ("raw_idh.orders", "po", "order_id"),
+    "stg_idh__order_lines": ("raw_idh.orders", "po", "order_id"),
+    "stg_idh__invoices": ("raw_idh.invoices", "id", "invoice_id"),
+    "stg_shopwave__payments": ("raw_shopwave.transactions", "id", "payment_id"),
 }
 BATCH = "a-later-batch"
-#: The raw key's column in each model.
-STAGED_KEY = {m: ("order_id" if "orders" in m or "order_lines" in m else
-                  "payment_id" if m == "stg_shopwave__payments" else "invoice_id") for m in INCREMENTAL}
 
 
 def _keys(db, table: str, key: str, n: int) -> list[str]:
@@ -44,15 +39,15 @@ def _as_a_load_would(db) -> dict[str, list[str]]:
     (a new version in a new batch), a record gone from the raw table, a new record (one the staging
     tables do not have yet, arriving in a new batch)."""
     used = {}
-    for table, key in sorted(set(INCREMENTAL.values())):
+    for table, key in sorted({(raw, key) for raw, key, _ in INCREMENTAL.values()}):
         changed, gone, new = _keys(db, table, key, 3)
         used[table] = [changed, gone, new]
-        _break(db, f"UPDATE {table} SET _batch_id = '{BATCH}' WHERE CAST({key} AS VARCHAR) IN ('{changed}', '{new}')",
+        execute(db, f"UPDATE {table} SET _batch_id = '{BATCH}' WHERE CAST({key} AS VARCHAR) IN ('{changed}', '{new}')",
                f"DELETE FROM {table} WHERE CAST({key} AS VARCHAR) = '{gone}'",
-               *(f"DELETE FROM staging.{model} WHERE {STAGED_KEY[model]} = '{new}'"
-                 for model, (raw, _) in INCREMENTAL.items() if raw == table))
+               *(f"DELETE FROM staging.{model} WHERE {staged_key} = '{new}'"
+                 for model, (raw, _, staged_key) in INCREMENTAL.items() if raw == table))
     # A DealPOS invoice whose new version has no lines and no payments.
-    _break(db, f"UPDATE raw_dealpos.invoices SET \"Variants\" = '[]', \"Payments\" = '[]' "
+    execute(db, f"UPDATE raw_dealpos.invoices SET \"Variants\" = '[]', \"Payments\" = '[]' "
                f"WHERE \"ID\" = '{used['raw_dealpos.invoices'][0]}'")
     return used
 
@@ -86,8 +81,8 @@ def test_a_daily_build_stages_what_a_full_rebuild_would(warehouse, tmp_path):
     ids = {k for (k,) in query(daily_db, "SELECT invoice_id FROM staging.stg_akinon__invoices")}
     assert akinon_new in ids and akinon_gone not in ids and akinon_changed in ids
     for model in ("stg_akinon__invoice_lines", "stg_dealpos__invoice_lines", "stg_idh__order_lines"):
-        raw_table = INCREMENTAL[model][0]
-        assert query(daily_db, f"SELECT count(*) FROM staging.{model} WHERE {STAGED_KEY[model]} = $1",
+        raw_table, _, staged_key = INCREMENTAL[model]
+        assert query(daily_db, f"SELECT count(*) FROM staging.{model} WHERE {staged_key} = $1",
                      [used[raw_table][2]])[0][0] > 0, model
     dealpos_changed = used["raw_dealpos.invoices"][0]
     assert query(daily_db, "SELECT (SELECT count(*) FROM staging.stg_dealpos__invoice_lines WHERE invoice_id = $1), "
@@ -107,7 +102,7 @@ def test_only_keys_of_new_batches_are_restaged(warehouse, tmp_path):
     db = warehouse.copy(tmp_path)
     first, second = _keys(db, "raw_akinon.invoices", "id", 2)
     [(number,)] = query(db, f"SELECT number FROM raw_akinon.invoices WHERE id = '{first}'")
-    _break(db, f"UPDATE raw_akinon.invoices SET number = 'EDITED' WHERE id IN ('{first}', '{second}')",
+    execute(db, f"UPDATE raw_akinon.invoices SET number = 'EDITED' WHERE id IN ('{first}', '{second}')",
            f"UPDATE raw_akinon.invoices SET _batch_id = '{BATCH}' WHERE id = '{second}'")
 
     warehouse.dbt(["run", "-s", "stg_akinon__invoices"], db=db)
