@@ -3,8 +3,9 @@
 Tables with an enforced contract carry their checks as constraints (not null, accepted values and row
 rules as CHECK) that DuckDB enforces as the rows are written: the model fails with DuckDB's constraint
 error. Their keys (primary key / unique) are checked by one query in the same transaction
-(macros/contract_keys.sql). The raw sources have no contract: one columns_valid test per table
-checks their keys and columns in one scan. Each test breaks a copy of the built warehouse.
+(macros/contract_keys.sql). The raw sources have no contract: one test per provider
+(tests/raw/raw_<provider>_valid.sql) checks the keys and columns of its tables, one scan per table.
+Each test breaks a copy of the built warehouse.
 """
 
 from __future__ import annotations
@@ -98,12 +99,17 @@ def test_the_raw_checks_name_the_table_and_the_failed_checks(warehouse, tmp_path
                           "UPDATE raw_redex.invoices SET \"TransactionType\" = 'Bogus' "
                           "WHERE \"InvoiceNumber\" = (SELECT min(\"InvoiceNumber\") FROM raw_redex.invoices)",
                           "UPDATE raw_redex.invoices SET \"Total\" = NULL "
-                          "WHERE \"InvoiceNumber\" = (SELECT max(\"InvoiceNumber\") FROM raw_redex.invoices)")
-    assert "Failure in test raw_redex_invoices_columns_valid" in msg and "Got 2 results" in msg
-    # The failing rows say which checks failed (the compiled query, run as is).
-    compiled = next((warehouse.data_dir / "dbt" / "target" / "compiled").rglob("raw_redex_invoices_columns_valid.sql"))
+                          "WHERE \"InvoiceNumber\" = (SELECT max(\"InvoiceNumber\") FROM raw_redex.invoices)",
+                          "INSERT INTO raw_redex.orders SELECT * FROM raw_redex.orders "
+                          "WHERE \"TransactionId\" IN (SELECT \"TransactionId\" FROM raw_redex.orders "
+                          "ORDER BY 1 LIMIT 2)")
+    assert "Failure in test raw_redex_valid" in msg and "Got 3 results" in msg
+    # The failing rows say which table and checks failed (the compiled query, run as is).
+    compiled = next((warehouse.data_dir / "dbt" / "target" / "compiled").rglob("raw_redex_valid.sql"))
     rows = query(db, compiled.read_text())
-    assert sorted(rows) == [("accepted_values", "TransactionType", 1), ("not_null", "Total", 1)]
+    assert sorted(rows) == [("raw_redex.invoices", "accepted_values", "TransactionType", 1),
+                            ("raw_redex.invoices", "not_null", "Total", 1),
+                            ("raw_redex.orders", "unique", "TransactionId", 2)]
 
 
 def test_a_repeated_day_and_invoice_in_the_daily_balances_fails_the_day(warehouse, tmp_path):

@@ -27,7 +27,7 @@ from invoice_warehouse.engine.http import ApiError, BadResponse, HttpClient
 from invoice_warehouse.engine.landing import PartitionWriter
 from invoice_warehouse.engine.manifest import read_manifests
 from invoice_warehouse.engine.paginate import PaginationError, Request
-from invoice_warehouse.engine.schema import RecordError, dumps, record_key
+from invoice_warehouse.engine.schema import RECORD_DIGEST, RecordError, dumps, record_digest, record_key
 from invoice_warehouse.engine.spec import ProviderSpec, Stream
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,15 @@ class StreamRunner:
                  *, concurrency: int | None = None, logger: logging.Logger | None = None,
                  landed: dict[tuple, Any] | None = None):
         self.client, self.provider, self.stream, self.writer = client, provider, stream, writer
-        #: key -> marker value of records already landed in earlier windows (Detail.skip_unchanged)
+        #: key (as text) -> marker value of the records already landed in earlier windows
+        #: (Detail.skip_unchanged's field, or the record digest of Stream.skip_unchanged_records)
         self.landed = landed or {}
         self.unchanged = 0
-        marker = stream.unchanged_marker
+        marker = stream.unchanged_detail_marker
         self._marker = next((f for f in stream.schema.fields if f.name == marker), None) if marker else None
+        self._digest = stream.skip_unchanged_records
+        self._key_sources = [next((f.source for f in stream.schema.fields if f.name == k), k)
+                             for k in stream.primary_key]
         self.concurrency = max(1, concurrency or provider.max_concurrency)
         self.log = logger or log
         self.progress = Progress(f"{provider.name}.{stream.name}")
@@ -110,8 +114,7 @@ class StreamRunner:
         """The listed record's marker equals the one landed for its key in an earlier window."""
         if not isinstance(rec, dict):
             return False
-        key = tuple(rec.get(k) for k in self.stream.primary_key)
-        key = tuple(None if k is None else str(k) for k in key)
+        key = self._listed_key(rec)
         if key not in self.landed:
             return False
         try:
@@ -119,6 +122,10 @@ class StreamRunner:
         except (RecordError, ValueError):
             return False
         return value is not None and value == self.landed[key]
+
+    def _listed_key(self, rec: dict) -> tuple:
+        """A listed record's primary key as text, as ``landed_markers`` keys the landed ones."""
+        return tuple(None if v is None else str(v) for v in (rec.get(s) for s in self._key_sources))
 
     def _details(self, records: list, pool: ThreadPoolExecutor) -> list:
         details = self.stream.details
@@ -150,7 +157,17 @@ class StreamRunner:
     def _emit(self, req: Request, records: list) -> list[tuple]:
         rows, keys = [], []
         pk = self.stream.primary_key
+        skipped = 0
         for rec in records:
+            if self._digest:
+                digest = record_digest(rec)
+                if digest is not None and self.landed:
+                    listed = self._listed_key(rec)
+                    if self.landed.get(listed) == digest:
+                        # Unchanged since an earlier window's partition, which still holds it.
+                        skipped += 1
+                        keys.append(listed)
+                        continue
             try:
                 row = self.stream.schema.parse(rec)
                 key = record_key(row, pk)
@@ -159,11 +176,14 @@ class StreamRunner:
             except RecordError as exc:
                 self.writer.quarantine(_raw(rec), str(exc), f"{req.path} {dict(req.params)}")
                 continue
+            if self._digest:
+                row[RECORD_DIGEST] = digest
             rows.append(row)
             keys.append(key)
         self.writer.write(rows)
         crashpoint("extract.after_page")
-        self.progress.page(len(records), self.log)
+        self.unchanged += skipped
+        self.progress.page(len(records) - skipped, self.log)
         return keys
 
     # --- a slice -----------------------------------------------------------------------------------
@@ -245,7 +265,7 @@ class StreamRunner:
                              "that lies); duplicates are resolved by key at load", self.progress.stream,
                              declared, read)
         if self.landed:
-            self.log.info("%s: %d listed records unchanged since an earlier window (not fetched again)",
+            self.log.info("%s: %d listed records unchanged since an earlier window, not landed again",
                           self.progress.stream, self.unchanged)
         self.log.info("%s: done, %d records in %d pages, %d quarantined, %.1fs", self.progress.stream,
                       self.writer.rows + len(self.writer._buf), self.progress.pages, self.writer.quarantined,
@@ -317,10 +337,13 @@ def landed_markers(landing: Path | str, provider: str, stream: Stream, window_la
     for m in read_manifests(landing, provider, stream.name):
         if m["window"] >= window_label or not m["records"]:
             continue
-        table = pq.ParquetFile(m["data_path"]).read(columns=[*pk, marker, "_extracted_at"])
+        data = pq.ParquetFile(m["data_path"])
+        if marker not in data.schema_arrow.names:
+            continue  # landed before the stream had the marker (a record digest): vouches for nothing
+        table = data.read(columns=[*pk, marker, "_extracted_at"])
         cols = [_values(table.column(c)) for c in (*pk, marker, "_extracted_at")]
         for *key, value, at in zip(*cols, strict=True):
-            k = tuple(key)
+            k = tuple(None if v is None else str(v) for v in key)
             if k not in newest or at > newest[k]:
                 newest[k], out[k] = at, value
     return out

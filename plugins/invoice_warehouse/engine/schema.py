@@ -18,6 +18,7 @@ quarantine with its raw text and goes on.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -90,6 +91,22 @@ _DUCKDB_TYPES = {"string": "VARCHAR", "json": "VARCHAR", "currency": "VARCHAR", 
 #: the landed bookkeeping columns, after the declared ones
 _META_TYPES = (("_extra", "VARCHAR"), ("_extracted_at", _TSTZ), ("_run_id", "VARCHAR"), ("_window", "VARCHAR"),
                ("_batch_id", "VARCHAR"))
+#: the bookkeeping column of a stream that skips unchanged records by content (Stream.skip_unchanged_records)
+RECORD_DIGEST = "_record_digest"
+# Sorted keys: the same record listed with its keys in another order is the same content. Decimals as
+# their exact text (JSON numbers are decoded as Decimal): 1.5 and 1.50 are different content.
+_DIGEST_ENCODER = msgspec.json.Encoder(decimal_format="string", order="sorted")
+
+
+def record_digest(record: Any) -> str | None:
+    """A digest of an API record's content as received (a dict), or None when it has none (not an
+    object, or a value JSON cannot hold): such a record is never taken for an unchanged one."""
+    if type(record) is not dict:
+        return None
+    try:
+        return hashlib.blake2b(_DIGEST_ENCODER.encode(record), digest_size=16).hexdigest()
+    except (TypeError, ValueError, msgspec.EncodeError):
+        return None
 
 
 def _arrow_type(duckdb_type: str) -> pa.DataType:
@@ -343,6 +360,9 @@ class Schema:
     """The declared columns of one stream; parse() turns an API record into a typed row."""
 
     fields: tuple[Field, ...]
+    #: land ``_record_digest`` (the digest of the record as received) after the bookkeeping columns; set
+    #: by ``Stream.skip_unchanged_records``
+    record_digest: bool = False
     _top: frozenset[str] = field(init=False, repr=False, compare=False)
     _parse: Callable[[Any], dict[str, Any]] = field(init=False, repr=False, compare=False)
 
@@ -369,7 +389,8 @@ class Schema:
 
     def duckdb_columns(self) -> list[tuple[str, str]]:
         """(column, DuckDB type) of the landed table, the bookkeeping columns included."""
-        return [(f.name, f.duckdb_type()) for f in self.fields] + list(_META_TYPES)
+        digest = [(RECORD_DIGEST, "VARCHAR")] if self.record_digest else []
+        return [(f.name, f.duckdb_type()) for f in self.fields] + list(_META_TYPES) + digest
 
     def parse(self, record: Any) -> dict[str, Any]:
         """The typed row of an API record (one value per field, then ``_extra``: the JSON text of the

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from invoice_warehouse.engine.http import Auth, BodyCheck
 from invoice_warehouse.engine.paginate import Paginator, Request, SinglePaginator, dig
-from invoice_warehouse.engine.schema import Schema
+from invoice_warehouse.engine.schema import RECORD_DIGEST, Schema
 
 UTC = dt.timezone.utc
 
@@ -112,11 +112,30 @@ class Stream:
     #: JSON body field) on every record it returned, when the API does not echo it (REDEX rows do not
     #: say which ``TransactionType`` variant listed them). The API's own value wins when present.
     request_fields: Mapping[str, str] = field(default_factory=dict)
+    #: a full sweep whose records carry no change marker (REDEX spot transactions, Shopwave invoices and
+    #: orders: listed whole every day): each record is landed with a digest of its content as received
+    #: (``_record_digest``), and a listed record whose digest equals the one landed for its key in a
+    #: partition of an earlier window is not parsed or landed again (that partition still holds it), so a
+    #: daily sweep lands what changed. A full refresh lands everything.
+    skip_unchanged_records: bool = False
+
+    def __post_init__(self) -> None:
+        if self.skip_unchanged_records and self.unchanged_detail_marker:
+            raise ValueError(f"stream {self.name}: skip_unchanged_records and Detail.skip_unchanged "
+                             "are two ways to say the same; choose one")
+        if self.skip_unchanged_records != self.schema.record_digest:
+            object.__setattr__(self, "schema", replace(self.schema, record_digest=self.skip_unchanged_records))
+
+    @property
+    def unchanged_detail_marker(self) -> str | None:
+        """The listed field that tells an unchanged record (``Detail.skip_unchanged``), if any."""
+        return next((d.skip_unchanged for d in self.details if d.skip_unchanged), None)
 
     @property
     def unchanged_marker(self) -> str | None:
-        """The column that tells an unchanged record (``Detail.skip_unchanged``), if any."""
-        return next((d.skip_unchanged for d in self.details if d.skip_unchanged), None)
+        """The landed column that tells an unchanged record: ``Detail.skip_unchanged``'s field, or
+        ``_record_digest`` for ``skip_unchanged_records``; None when every record is landed."""
+        return RECORD_DIGEST if self.skip_unchanged_records else self.unchanged_detail_marker
 
     @property
     def details(self) -> tuple[Detail, ...]:

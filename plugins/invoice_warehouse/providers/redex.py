@@ -232,6 +232,9 @@ ORDERS = Stream(
     records="Data",
     paginator=_pages,
     params={"OrderBy": "CreatedTime", "IsDecending": "false"},  # stable sweep, as for invoices
+    # No date filter and no update time: every run sweeps the list, and lands the transactions whose
+    # content changed since an earlier window's partition (a status, a match, a finish).
+    skip_unchanged_records=True,
     description="REC spot-exchange transactions (our orders and their matches); matched ones name their invoice.",
     schema=Schema.of(
         Field("TransactionId", required=True),
