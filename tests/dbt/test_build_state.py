@@ -1,6 +1,7 @@
 """pipeline.build's dbt step (warehouse/dbt.py: build): the whole project (seeds and their tests, unit
 tests, models, data tests) when the project changed since the last full build of the warehouse or the
-warehouse has no seed tables; else the daily build (models and their data tests only)."""
+warehouse lacks a seed table or a view of the project; else the daily build (the table models and their
+data tests only)."""
 
 from __future__ import annotations
 
@@ -42,16 +43,20 @@ def test_the_digest_follows_the_project_files_not_dbt_artifacts(project_copy):
     assert dbt.project_digest() != changed
 
 
-def test_the_recorded_state_needs_every_seed_table(tmp_path, project_copy):
+def test_the_recorded_state_needs_every_seed_table_and_view(tmp_path, project_copy):
     db = tmp_path / "w.duckdb"
     assert dbt.built_digest(db) is None  # no warehouse yet
-    dbt.record_build(db, "abc")
+    dbt.record_build(db, "abc", ["intermediate.v"])
     assert dbt.built_digest(db) is None  # no seed tables
     with duckdb.connect(str(db)) as con:
         con.execute("CREATE SCHEMA seeds")
         for name in dbt.seed_names():
             con.execute(f"CREATE TABLE seeds.{name} (x INTEGER)")
     assert dbt.seed_names() == ["customer_xref", "status_map"]
+    assert dbt.built_digest(db) is None  # the view the full build made is gone
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE SCHEMA intermediate")
+        con.execute("CREATE VIEW intermediate.v AS SELECT 1 AS x")
     assert dbt.built_digest(db) == "abc"
     dbt.record_build(db, "def")
     assert dbt.built_digest(db) == "def"
@@ -60,10 +65,26 @@ def test_the_recorded_state_needs_every_seed_table(tmp_path, project_copy):
     assert dbt.built_digest(db) is None
 
 
+def test_a_state_recorded_without_its_views_asks_for_a_full_build(tmp_path):
+    db = tmp_path / "w.duckdb"
+    with duckdb.connect(str(db)) as con:  # the state table as it was before it listed the views
+        con.execute("CREATE SCHEMA meta")
+        con.execute("CREATE TABLE meta.dbt_project_state (digest VARCHAR, built_at TIMESTAMPTZ)")
+        con.execute("INSERT INTO meta.dbt_project_state VALUES ('abc', now())")
+        con.execute("CREATE SCHEMA seeds")
+        for name in dbt.seed_names():
+            con.execute(f"CREATE TABLE seeds.{name} (x INTEGER)")
+    assert dbt.built_digest(db) is None
+    dbt.record_build(db, "abc", [])
+    assert dbt.built_digest(db) == "abc"
+    assert query(db, "SELECT digest, views FROM meta.dbt_project_state") == [("abc", "[]")]
+
+
 def _ran(out: str) -> dict[str, bool]:
     return {"seeds": "START seed file seeds.status_map" in out,
             "unit tests": "START unit_test" in out,
             "models": "START sql table model marts.fct_invoices" in out,
+            "views": "START sql view model intermediate.int_invoices_unioned" in out,
             "source checks": "START test raw_" in out,
             "model-seed tests": "START test relationships_fct_invoices_customer_key__customer_key__ref_customer_xref_" in out}
 
@@ -71,12 +92,24 @@ def _ran(out: str) -> dict[str, bool]:
 def test_seeds_and_unit_tests_run_only_when_the_project_changed(warehouse, tmp_path, project_copy):
     db = warehouse.copy(tmp_path)  # built by `dbt build` directly: no state recorded
     vars_ = {"as_of_date": AS_OF_DATE}
-    everything = {"seeds": True, "unit tests": True, "models": True, "source checks": True,
+    everything = {"seeds": True, "unit tests": True, "models": True, "views": True, "source checks": True,
                   "model-seed tests": True}
-    daily = {**everything, "seeds": False, "unit tests": False}
+    daily = {**everything, "seeds": False, "unit tests": False, "views": False}
 
     assert _ran(dbt.build(work_db=db, vars_=vars_)) == everything
     assert dbt.built_digest(db) == dbt.project_digest()
+    assert query(db, "SELECT views FROM meta.dbt_project_state") == [(
+        '["intermediate.int_customers_unioned", "intermediate.int_invoice_lines_unioned", '
+        '"intermediate.int_invoices_unioned", "intermediate.int_orders_unioned", '
+        '"intermediate.int_payments_unioned", "intermediate.int_products_unioned", '
+        '"intermediate.int_returns_unioned"]',)]
+    assert _ran(dbt.build(work_db=db, vars_=vars_)) == daily
+
+    # A view dropped from the warehouse: the next build is a full one, which makes it again.
+    with duckdb.connect(str(db)) as con:
+        con.execute("DROP VIEW intermediate.int_orders_unioned")
+    assert _ran(dbt.build(work_db=db, vars_=vars_)) == everything
+    assert query(db, "SELECT count(*) > 0 FROM intermediate.int_orders_unioned") == [(True,)]
     assert _ran(dbt.build(work_db=db, vars_=vars_)) == daily
 
     # A changed seed file: seeded again (and everything else runs once).

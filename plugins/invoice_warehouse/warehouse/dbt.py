@@ -10,7 +10,7 @@ as ``dbt | <line>``; a failed invocation raises DbtError with the tail of that o
 
 ``build()`` is what the pipeline's dbt step runs (see its docstring): the whole project (seeds, their
 tests, unit tests, models, data tests) when the project changed since the last full build of this
-warehouse, else the daily build (models and their data tests).
+warehouse, else the daily build (the table models and their data tests).
 """
 
 from __future__ import annotations
@@ -36,14 +36,15 @@ TAIL_LINES = 40
 #: The warehouse table that records the project state of the last successful full build.
 STATE_TABLE = "meta.dbt_project_state"
 #: The daily build: models and every data test on them; not the seeds, their own tests (their files
-#: have not changed since the full build that loaded and tested them) or the unit tests (fixed inputs:
-#: they test the code, which has not changed either). Tests between a model and a seed
+#: have not changed since the full build that loaded and tested them), the unit tests (fixed inputs:
+#: they test the code, which has not changed either) or the views (a view is its code: the full build
+#: made them, and built_digest asks for a full build again if one is gone). Tests between a model and a seed
 #: (relationships to customer_xref) still run: cautious indirect selection keeps a test whose parents
 #: are all selected, and unselected seeds are not excluded parents. --no-write-json: dbt would write
 #: manifest.json twice (an unchanged project's, seconds of serialising); run_dbt still writes
 #: run_results.json.
-DAILY_BUILD = ("build", "--exclude", "resource_type:seed", "--exclude-resource-type", "unit_test",
-               "--indirect-selection", "cautious", "--no-write-json")
+DAILY_BUILD = ("build", "--exclude", "resource_type:seed", "config.materialized:view",
+               "--exclude-resource-type", "unit_test", "--indirect-selection", "cautious", "--no-write-json")
 #: The full build, when the project changed: everything, the incremental staging models rebuilt in full
 #: (--full-refresh: a changed model or macro may change what every row stages to, or the columns);
 #: fct_receivables_daily keeps its history (full_refresh=false in its config).
@@ -194,7 +195,8 @@ def seed_names(project: Path | None = None) -> list[str]:
 
 
 def built_digest(db: Path | str) -> str | None:
-    """The project digest of the last successful full build of ``db``, if its seed tables still exist."""
+    """The project digest of the last successful full build of ``db``, if its seed tables and the
+    project's views it made still exist (the daily build makes neither)."""
     import duckdb
 
     db = Path(db)
@@ -204,22 +206,39 @@ def built_digest(db: Path | str) -> str | None:
         schema, table = STATE_TABLE.split(".")
         found = {t for (t,) in con.execute(
             "SELECT table_schema || '.' || table_name FROM information_schema.tables "
-            "WHERE table_catalog = current_database() AND table_schema IN (?, 'seeds')", [schema]).fetchall()}
+            "WHERE table_catalog = current_database()").fetchall()}
         if STATE_TABLE not in found or not all(f"seeds.{s}" in found for s in seed_names()):
             return None
-        row = con.execute(f"SELECT digest FROM {STATE_TABLE} ORDER BY built_at DESC LIMIT 1").fetchone()
-    return row[0] if row else None
+        columns = {c for (c,) in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
+            "AND table_schema = ? AND table_name = ?", [schema, table]).fetchall()}
+        if "views" not in columns:  # recorded before the state listed the views: build in full once
+            return None
+        row = con.execute(f"SELECT digest, views FROM {STATE_TABLE} ORDER BY built_at DESC LIMIT 1").fetchone()
+    if row is None or not all(v in found for v in json.loads(row[1] or "[]")):
+        return None
+    return row[0]
 
 
-def record_build(db: Path | str, digest: str) -> None:
+def project_views(target: Path | str | None = None) -> list[str]:
+    """``schema.name`` of every view model of the project, from the manifest the last full build wrote."""
+    target = Path(target or config.data_dir() / "dbt" / "target")
+    manifest = json.loads((target / "manifest.json").read_text())
+    return sorted(f"{n['schema']}.{n['alias'] or n['name']}" for n in manifest["nodes"].values()
+                  if n["resource_type"] == "model" and n["config"].get("materialized") == "view")
+
+
+def record_build(db: Path | str, digest: str, views: Sequence[str] = ()) -> None:
     import duckdb
 
     schema = STATE_TABLE.split(".")[0]
     with duckdb.connect(str(db)) as con:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         con.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (digest VARCHAR, built_at TIMESTAMPTZ)")
+        con.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN IF NOT EXISTS views VARCHAR")
         con.execute(f"DELETE FROM {STATE_TABLE}")
-        con.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?)", [digest, dt.datetime.now(dt.timezone.utc)])
+        con.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?)",
+                    [digest, dt.datetime.now(dt.timezone.utc), json.dumps(sorted(views))])
 
 
 def build(*, work_db: Path | str | None = None, vars_: dict | None = None,
@@ -229,8 +248,9 @@ def build(*, work_db: Path | str | None = None, vars_: dict | None = None,
     A full ``dbt build`` (seeds and their tests, unit tests, models, data tests, in DAG order) when the
     project (project_digest: its files and the dbt/DuckDB versions) differs from the last successful
     full build of this warehouse, or the warehouse has no seed tables (a fresh one); the state is
-    recorded in ``meta.dbt_project_state`` after it succeeds. Otherwise the daily build (DAILY_BUILD):
-    every model and every data test on the models and sources, nothing that depends on the code alone.
+    recorded in ``meta.dbt_project_state`` after it succeeds, with the views it made. Otherwise the
+    daily build (DAILY_BUILD): every table model and every data test on the models and sources, nothing
+    that depends on the code alone.
     ``as_of_date``: as in run_dbt.
     """
     db = Path(work_db or config.work_db())
@@ -239,5 +259,5 @@ def build(*, work_db: Path | str | None = None, vars_: dict | None = None,
         return run_dbt(DAILY_BUILD, work_db=db, vars_=vars_, as_of_date=as_of_date)
     log.info("dbt project changed since the last full build of %s (or none yet): full build", db)
     out = run_dbt(FULL_BUILD, work_db=db, vars_=vars_, as_of_date=as_of_date)
-    record_build(db, digest)
+    record_build(db, digest, project_views())
     return out
