@@ -35,12 +35,12 @@ _LOCK = threading.Lock()
 TAIL_LINES = 40
 #: The warehouse table that records the project state of the last successful full build.
 STATE_TABLE = "meta.dbt_project_state"
-#: The daily build: models and every data test on them; not the seeds, their own tests (their files
-#: have not changed since the full build that loaded and tested them), the unit tests (fixed inputs:
-#: they test the code, which has not changed either) or the views (a view is its code: the full build
-#: made them, and built_digest asks for a full build again if one is gone). Tests between a model and a seed
-#: (relationships to customer_xref) still run: cautious indirect selection keeps a test whose parents
-#: are all selected, and unselected seeds are not excluded parents. --no-write-json: dbt would write
+#: The daily build: the table models and every data test on them; not the seeds, their own tests (their
+#: files have not changed since the full build that loaded and tested them), the unit tests (fixed
+#: inputs: they test the code, which has not changed either) or the views (a view is its code: the full
+#: build made them, and built_digest asks for a full build again if one is gone). Tests between a model
+#: and a seed (relationships to customer_xref) still run: cautious indirect selection keeps a test whose
+#: parents are all selected, and unselected seeds are not excluded parents. --no-write-json: dbt would write
 #: manifest.json twice (an unchanged project's, seconds of serialising); run_dbt still writes
 #: run_results.json.
 DAILY_BUILD = ("build", "--exclude", "resource_type:seed", "config.materialized:view",
@@ -214,7 +214,8 @@ def built_digest(db: Path | str) -> str | None:
             "AND table_schema = ? AND table_name = ?", [schema, table]).fetchall()}
         if "views" not in columns:  # recorded before the state listed the views: build in full once
             return None
-        row = con.execute(f"SELECT digest, views FROM {STATE_TABLE} ORDER BY built_at DESC LIMIT 1").fetchone()
+        row = con.execute(f"SELECT digest, views FROM {STATE_TABLE} "
+                          "ORDER BY built_at DESC LIMIT 1").fetchone()
     if row is None or not all(v in found for v in json.loads(row[1] or "[]")):
         return None
     return row[0]
