@@ -412,7 +412,8 @@ def render(res: dict[str, Any]) -> str:
                "the project is new to this warehouse). Daily run: the simulator's clock moves one day; every "
                "windowed stream over that day, full sweeps again (every page; only new or changed records are "
                "landed: REDEX invoices by UpdatedTime, with details of those only, REDEX transactions and "
-               "Shopwave invoices and orders by a digest of their content), load (merge into the year), dbt again (the daily build: the table models and their data tests). "
+               "Shopwave invoices and orders by a digest of their content), load (merge into the year), dbt "
+               "again (the daily build: the table models and their data tests). "
                "Each stream is its own process; times are the tasks' own (after imports; dbt runs in-process "
                "and includes its own imports and parse).", ""]
         rows = []

@@ -11,23 +11,24 @@
 {%- if not tables -%}
     {{ exceptions.raise_compiler_error("raw_tables_valid: no tables given") }}
 {%- endif %}
+{#- each table with its checks, worked out once -#}
+{%- set checked = [] -%}
+{%- for t in tables -%}{%- do checked.append((t['table'], iwh_column_checks(t))) -%}{%- endfor %}
 with
-{%- for t in tables %}
-{%- set checks = iwh_column_checks(t) %}
+{%- for table, checks in checked %}
 counts_{{ loop.index }} as (
     select
     {%- for check, column, expr in checks %}
         {{ expr }} as check_{{ loop.index }}{{ "," if not loop.last }}
     {%- endfor %}
-    from {{ t['table'] }}
+    from {{ table }}
 ){{ "," if not loop.last }}
 {%- endfor %}
-{%- for t in tables %}
+{%- for table, checks in checked %}
 {%- set table_index = loop.index %}
 {%- set table_last = loop.last %}
-{%- set checks = iwh_column_checks(t) %}
 {%- for check, column, expr in checks %}
-select '{{ t['table'].schema }}.{{ t['table'].identifier }}' as table_name, '{{ check }}' as check_name,
+select '{{ table.schema }}.{{ table.identifier }}' as table_name, '{{ check }}' as check_name,
     '{{ column }}' as column_name, check_{{ loop.index }} as failing_rows
 from counts_{{ table_index }} where check_{{ loop.index }} > 0
 {% if not (loop.last and table_last) %}union all{% endif %}

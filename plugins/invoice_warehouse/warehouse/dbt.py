@@ -203,22 +203,18 @@ def built_digest(db: Path | str) -> str | None:
     if not db.exists():
         return None
     with duckdb.connect(str(db), read_only=True) as con:
-        schema, table = STATE_TABLE.split(".")
         found = {t for (t,) in con.execute(
             "SELECT table_schema || '.' || table_name FROM information_schema.tables "
             "WHERE table_catalog = current_database()").fetchall()}
         if STATE_TABLE not in found or not all(f"seeds.{s}" in found for s in seed_names()):
             return None
-        columns = {c for (c,) in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
-            "AND table_schema = ? AND table_name = ?", [schema, table]).fetchall()}
-        if "views" not in columns:  # recorded before the state listed the views: build in full once
-            return None
-        row = con.execute(f"SELECT digest, views FROM {STATE_TABLE} "
-                          "ORDER BY built_at DESC LIMIT 1").fetchone()
-    if row is None or not all(v in found for v in json.loads(row[1] or "[]")):
+        cur = con.execute(f"SELECT * FROM {STATE_TABLE} ORDER BY built_at DESC LIMIT 1")
+        row = cur.fetchone()
+        state = dict(zip([d[0] for d in cur.description], row, strict=True)) if row else {}
+    # No "views": recorded before the state listed them, so build in full once.
+    if "views" not in state or not all(v in found for v in json.loads(state["views"] or "[]")):
         return None
-    return row[0]
+    return state["digest"]
 
 
 def project_views(target: Path | str | None = None) -> list[str]:
@@ -235,7 +231,9 @@ def record_build(db: Path | str, digest: str, views: Sequence[str] = ()) -> None
     schema = STATE_TABLE.split(".")[0]
     with duckdb.connect(str(db)) as con:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        con.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (digest VARCHAR, built_at TIMESTAMPTZ)")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} "
+                    "(digest VARCHAR, built_at TIMESTAMPTZ, views VARCHAR)")
+        # A state table from before it listed the views gets the column.
         con.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN IF NOT EXISTS views VARCHAR")
         con.execute(f"DELETE FROM {STATE_TABLE}")
         con.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?)",
