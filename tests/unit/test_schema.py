@@ -139,3 +139,16 @@ def test_dotted_paths_and_every_value_kind_parse_as_each_field_does():
         schema.parse({"id": 1, "x": {"n": True}, "m": {"amount": 1}})
     with pytest.raises(RecordError, match="record is a str, not an object"):
         schema.parse("id")
+
+
+def test_json_text_has_sorted_keys_and_decimals_as_plain_text():
+    """A json field's text (schema.dumps): keys sorted, every decimal as its plain digits, whether or not
+    the text holds a capital E elsewhere (the exponent check starts from one)."""
+    from invoice_warehouse.engine.schema import dumps
+
+    assert dumps({"b": Decimal("1E+2"), "a": "EUR", "c": [Decimal("1.5E-7"), Decimal("0E-9"), "1E+2"]}) == (
+        '{"a":"EUR","b":"100","c":["0.00000015","0.000000000","1E+2"]}')
+    assert dumps([Decimal("-2.5E+3")]) == '["-2500"]'
+    assert dumps({"status": "DELIVERED", "amount": Decimal("12.50"), "code": "E-7"}) == (
+        '{"amount":"12.50","code":"E-7","status":"DELIVERED"}')
+    assert dumps({"n": 1, "s": "plain"}) == '{"n":1,"s":"plain"}'

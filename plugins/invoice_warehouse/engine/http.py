@@ -155,15 +155,17 @@ def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
 
 def parse_json(body: bytes) -> Any:
     """Parse a JSON body exactly (decimals, never floats) or raise BadResponse with a reason."""
+    try:
+        return _DECODER.decode(body)  # C decoder, floats as Decimal; any doubt goes to the checks below
+    except (msgspec.DecodeError, ValueError, TypeError):
+        pass
+    # Neither an HTML page nor an empty body is JSON: these are looked for only once the decoder has
+    # refused the body (a page of records is never copied to be stripped).
     head = body[:200].lstrip().lower()
     if head.startswith((b"<!doctype", b"<html", b"<")):
         raise BadResponse("got an HTML page instead of JSON", body)
     if not body.strip():
         raise BadResponse("empty body instead of JSON", body)
-    try:
-        return _DECODER.decode(body)  # C decoder, floats as Decimal; any doubt goes to json below
-    except (msgspec.DecodeError, ValueError, TypeError):
-        pass
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -59,7 +59,7 @@ def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     """
     json_schema = pa.schema([pa.field(f.name, pa.string()) if pa.types.is_date(f.type) else f
                              for f in schema])
-    body = b"\n".join(map(_ROW_ENCODER.encode, rows))
+    body = _ROW_ENCODER.encode_lines(rows)
     table = pajson.read_json(
         io.BytesIO(body),
         read_options=pajson.ReadOptions(use_threads=False, block_size=len(body) + 1),
