@@ -14,6 +14,7 @@ import yaml
 
 from invoice_warehouse import config
 from invoice_warehouse.warehouse.dbt import DbtError
+from tests.helpers import query
 from simulators import xref
 
 PROJECT = config.dbt_project_dir()
@@ -119,9 +120,12 @@ def test_an_unmapped_source_status_fails_the_build(warehouse, tmp_path):
         # A new version of the invoice, in a batch of its own (as a load would bring it).
         con.execute("UPDATE raw_akinon.invoices SET status = 'on_hold', _batch_id = 'a-later-batch' "
                     "WHERE id = (SELECT min(id) FROM raw_akinon.invoices)")
+        before = con.execute("SELECT count(*), sum(total_amount) FROM marts.fct_invoices").fetchone()
     # +fct_invoices: staging re-stages the changed raw row, the intermediate models are rebuilt.
     with pytest.raises(DbtError) as err:
         warehouse.dbt(["build", "-s", "+fct_invoices"], db=db)
     # fct_invoices' contract: canonical_status not null, enforced by DuckDB as the table is written.
     assert "model fct_invoices" in str(err.value)
-    assert "NOT NULL constraint failed: fct_invoices__dbt_tmp.canonical_status" in str(err.value)
+    assert "NOT NULL constraint failed: fct_invoices.canonical_status" in str(err.value)
+    # The table is replaced in one transaction: the failed insert leaves the last good table.
+    assert query(db, "SELECT count(*), sum(total_amount) FROM marts.fct_invoices") == [before]

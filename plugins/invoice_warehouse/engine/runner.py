@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -74,6 +75,7 @@ class StreamRunner:
         #: (Detail.skip_unchanged's field, or the record digest of Stream.skip_unchanged_records)
         self.landed = landed or {}
         self.unchanged = 0
+        self._unchanged_lock = threading.Lock()  # _details runs on the page threads too
         marker = stream.unchanged_detail_marker
         self._marker = next((f for f in stream.schema.fields if f.name == marker), None) if marker else None
         self._digest = stream.skip_unchanged_records
@@ -133,7 +135,8 @@ class StreamRunner:
             return records
         if self.landed and self._marker is not None:
             kept = [r for r in records if not self._is_unchanged(r)]
-            self.unchanged += len(records) - len(kept)
+            with self._unchanged_lock:
+                self.unchanged += len(records) - len(kept)
             records = kept
             if not records:
                 return records
@@ -182,7 +185,8 @@ class StreamRunner:
             keys.append(key)
         self.writer.write(rows)
         crashpoint("extract.after_page")
-        self.unchanged += skipped
+        with self._unchanged_lock:
+            self.unchanged += skipped
         self.progress.page(len(records) - skipped, self.log)
         return keys
 
@@ -202,11 +206,11 @@ class StreamRunner:
             window: list[tuple[Request, Future]] = []
             it = iter(rest)
             for r in it:  # keep at most 2x concurrency pages in flight: memory stays bounded
-                window.append((r, pool.submit(self._fetch, r)))
+                window.append((r, pool.submit(self._fetch_detailed, r, detail_pool)))
                 if len(window) >= 2 * self.concurrency:
-                    last_req, last_body, last_records = self._drain(window.pop(0), detail_pool)
+                    last_req, last_body, last_records = self._drain(window.pop(0))
             while window:
-                last_req, last_body, last_records = self._drain(window.pop(0), detail_pool)
+                last_req, last_body, last_records = self._drain(window.pop(0))
             req, body, records = last_req, last_body, last_records
         while True:
             nxt = paginator.next(req, body, records)
@@ -224,10 +228,18 @@ class StreamRunner:
         if paginator.declared_total is not None:
             self.declared_totals.append(paginator.declared_total)
 
-    def _drain(self, item: tuple[Request, Future], detail_pool: ThreadPoolExecutor) -> tuple[Request, Any, list]:
+    def _fetch_detailed(self, req: Request, detail_pool: ThreadPoolExecutor) -> tuple[Any, list, list]:
+        """A page fetched ahead (on a page thread), then its records' details: the details of one page
+        are fetched while the main thread lands earlier pages, rather than the main thread waiting a
+        round trip for them page after page. Returns (body, listed records, records with details)."""
+        body, records = self._fetch(req)  # type: ignore[misc]
+        return body, records, self._details(records, detail_pool)
+
+    def _drain(self, item: tuple[Request, Future]) -> tuple[Request, Any, list]:
+        """Land the oldest page in flight (pages land in the order they were requested)."""
         r, fut = item
-        body, records = fut.result()
-        self._emit(r, self._details(records, detail_pool))
+        body, records, detailed = fut.result()
+        self._emit(r, detailed)
         return r, body, records
 
     def _run_ids(self, reqs: list[Request], pool: ThreadPoolExecutor, detail_pool: ThreadPoolExecutor) -> None:
@@ -235,11 +247,11 @@ class StreamRunner:
         self.progress.expected_pages = (self.progress.expected_pages or 0) + len(reqs)
         window: list[tuple[Request, Future]] = []
         for r in reqs:
-            window.append((r, pool.submit(self._fetch, r)))
+            window.append((r, pool.submit(self._fetch_detailed, r, detail_pool)))
             if len(window) >= 2 * self.concurrency:
-                self._drain(window.pop(0), detail_pool)
+                self._drain(window.pop(0))
         while window:
-            self._drain(window.pop(0), detail_pool)
+            self._drain(window.pop(0))
 
     def run(self, start: dt.datetime, end: dt.datetime, ids: list[str] | None = None) -> dict[str, Any]:
         """Extract [start, end); with ``ids`` (an ``ids_from`` stream) fetch one request per id instead."""
