@@ -173,3 +173,38 @@ def test_bad_records_are_quarantined_with_reasons_and_the_rest_lands(tmp_path):
         "field 'amount': 1.005 has more than 2 decimal places",
     ]
     assert q[0]["raw"] == '{"amount":"2.00"}'
+
+
+def test_the_details_of_pages_fetched_ahead_are_fetched_side_by_side(tmp_path):
+    """A page fetched ahead has its records' details fetched on its own thread: the detail of a record on
+    page 3 is asked for while the detail of a record on page 2 is still outstanding (here it waits for
+    it). Fetched page after page by the thread that lands them, the detail on page 2 would wait for ever
+    (up to the test's 5 s) and the stream would fail."""
+    import threading
+
+    from invoice_warehouse.engine.schema import Field, Schema
+    from invoice_warehouse.engine.spec import Detail, ProviderSpec, Stream
+
+    stream = Stream(name="things", path="/things/", primary_key=("id",), records="results",
+                    paginator=lambda: NextLinkPaginator(page_size=2), detail=Detail(path="/things/{id}"),
+                    schema=Schema.of(Field("id", required=True), Field("amount", "decimal(18,2)"),
+                                     Field("note")))
+    spec = ProviderSpec(name="fake", title="Fake", conn_type="fake", auth=lambda c, s: None,
+                        streams=(stream,), max_concurrency=2)
+    page_3_asked = threading.Event()
+    pages = drf_pages(6, 2)
+
+    def respond(path, params):
+        if path == "/things/":
+            return pages(path, params)
+        rid = int(path.rsplit("/", 1)[1])
+        if rid == 5:  # on page 3
+            page_3_asked.set()
+        if rid == 3 and not page_3_asked.wait(5):  # on page 2
+            raise TimeoutError("the detail of record 5 (page 3) was not asked for in time")
+        return {"note": f"detail {rid}"}
+
+    m = _run(tmp_path, spec, stream, FakeClient(respond))
+    assert (m["records"], m["pages"], m["quarantined"]) == (6, 3, 0)
+    assert sorted((r["id"], r["note"]) for r in _data(tmp_path, m)) == [
+        (str(i), f"detail {i}") for i in range(1, 7)]
