@@ -65,10 +65,25 @@ def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, str]:
+    """Column -> DuckDB type of ``schema.table`` in the attached warehouse; {} when there is no such
+    table. From ``duckdb_columns()``: ``information_schema.columns`` gives the same rows at twice the
+    cost (7 against 3 ms a lookup)."""
     rows = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
-        "AND table_name = ? ORDER BY ordinal_position", [schema, table]).fetchall()
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ? ORDER BY column_index", [schema, table]).fetchall()
     return {r[0]: r[1] for r in rows}
+
+
+def _raw_columns(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], dict[str, str]]:
+    """``_columns`` of every raw table, in one catalog query (load_all: one lookup instead of one per
+    entity, each a scan of the catalog)."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for schema, table, column, typ in con.execute(
+            "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name LIKE 'raw\\_%' ESCAPE '\\' "
+            "ORDER BY schema_name, table_name, column_index").fetchall():
+        out.setdefault((schema, table), {})[column] = typ
+    return out
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection, provider: str, entity: str,
@@ -85,8 +100,9 @@ def ensure_table(con: duckdb.DuckDBPyConnection, provider: str, entity: str,
 def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: str, entity: str,
                 primary_key: Sequence[str], *, run_id: str = "manual",
                 windows: Iterable[str] | None = None, columns: Sequence[tuple[str, str]] | None = None,
-                ) -> dict[str, Any]:
-    """Merge every committed, not-yet-loaded batch of ``provider``/``entity`` into its raw table."""
+                existing: dict[str, str] | None = None) -> dict[str, Any]:
+    """Merge every committed, not-yet-loaded batch of ``provider``/``entity`` into its raw table.
+    ``existing``: the raw table's columns as the caller read them (``_raw_columns``), else looked up."""
     started = time.monotonic()
     ensure_meta(con)
     wanted = set(windows) if windows is not None else None
@@ -120,8 +136,10 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
             con.execute("DELETE FROM meta.loaded_batches WHERE provider = ? AND entity = ?", [provider, entity])
         data_files = [m["data_path"] for m in manifests if m["records"] > 0]
         if data_files:
-            audit.update(_merge_files(con, data_files, schema, table, primary_key))
-        ensure_table(con, provider, entity, columns)
+            audit.update(_merge_files(con, data_files, schema, table, primary_key,
+                                      existing={} if full_refresh else existing))
+        else:  # nothing merged: the table may not exist yet
+            ensure_table(con, provider, entity, columns)
         q_files = [m["quarantine_path"] for m in manifests if m.get("quarantine_path")]
         failed = [str(p) for p in failed_quarantine_files(landing, provider, entity) if p.name not in loaded]
         if failed:
@@ -157,7 +175,7 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
 
 
 def _merge_files(con: duckdb.DuckDBPyConnection, files: list[str], schema: str, table: str,
-                 primary_key: Sequence[str]) -> dict[str, int]:
+                 primary_key: Sequence[str], existing: dict[str, str] | None = None) -> dict[str, int]:
     """Merge the rows of ``files`` into ``schema.table`` (inside the caller's transaction).
 
     The Parquet is read straight into its destination: into the table itself when the table is new or
@@ -179,7 +197,8 @@ def _merge_files(con: duckdb.DuckDBPyConnection, files: list[str], schema: str, 
                  "ORDER BY _extracted_at DESC, _batch_id DESC) = 1")
     out = {"rows_read": rows_read, "rows_inserted": distinct, "rows_updated": 0,
            "rows_unchanged": rows_read - distinct}
-    existing = _columns(con, schema, table)
+    if existing is None:
+        existing = _columns(con, schema, table)
     if not existing:
         con.execute(f"CREATE TABLE {target} AS {rows}", [files])
         return out
@@ -222,6 +241,7 @@ def load_all(db_path: Path | str, landing: Path | str, specs: Iterable[Any], *, 
         # the commit; the load of 100k Akinon invoices peaks at about half the memory, and is no slower.
         con.execute(f"ATTACH '{_sql_literal(str(db_path))}' AS warehouse (ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE})")
         con.execute("USE warehouse")
+        catalog = _raw_columns(con)
         for spec in specs:
             chosen = set(entities.get(spec.name, ())) if entities and spec.name in entities else None
             for stream in spec.streams:
@@ -229,6 +249,7 @@ def load_all(db_path: Path | str, landing: Path | str, specs: Iterable[Any], *, 
                     continue
                 out.append(load_entity(con, landing, spec.name, stream.name, stream.primary_key,
                                        run_id=run_id, columns=stream.schema.duckdb_columns(),
-                                       windows=[] if spec.name in only_create else None))
+                                       windows=[] if spec.name in only_create else None,
+                                       existing=catalog.get((f"raw_{spec.name}", stream.name), {})))
         con.execute("CHECKPOINT")
     return out
