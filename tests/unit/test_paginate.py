@@ -208,3 +208,38 @@ def test_the_details_of_pages_fetched_ahead_are_fetched_side_by_side(tmp_path):
     assert (m["records"], m["pages"], m["quarantined"]) == (6, 3, 0)
     assert sorted((r["id"], r["note"]) for r in _data(tmp_path, m)) == [
         (str(i), f"detail {i}") for i in range(1, 7)]
+
+
+def test_the_variants_of_a_window_are_read_side_by_side(tmp_path):
+    """A stream's variants (REDEX payables and receivables, IDH's payment types) are separate lists of
+    the same window: the first page of one is asked for while the first page of the other is still
+    outstanding (here it waits for it), and both land in the one partition, tagged by their variant."""
+    import threading
+
+    from invoice_warehouse.engine.schema import Field, Schema
+    from invoice_warehouse.engine.spec import ProviderSpec, Stream
+
+    stream = Stream(name="things", path="/things/", primary_key=("id",), records="results",
+                    paginator=lambda: NextLinkPaginator(page_size=2),
+                    variants=({"params": {"kind": "a"}}, {"params": {"kind": "b"}}),
+                    request_fields={"kind": "kind"},
+                    schema=Schema.of(Field("id", required=True), Field("kind"),
+                                     Field("amount", "decimal(18,2)")))
+    spec = ProviderSpec(name="fake", title="Fake", conn_type="fake", auth=lambda c, s: None,
+                        streams=(stream,), max_concurrency=2)
+    b_asked = threading.Event()
+    lists = {"a": drf_pages(3, 2), "b": drf_pages(3, 2)}
+
+    def respond(path, params):
+        kind = params["kind"]
+        if kind == "b":
+            b_asked.set()
+        elif not b_asked.wait(5):
+            raise TimeoutError("the first page of variant b was not asked for in time")
+        body = lists[kind](path, params)
+        return {**body, "results": [{**r, "id": f"{kind}{r['id']}"} for r in body["results"]]}
+
+    m = _run(tmp_path, spec, stream, FakeClient(respond))
+    assert (m["records"], m["pages"], m["quarantined"]) == (6, 4, 0)
+    assert sorted((r["id"], r["kind"]) for r in _data(tmp_path, m)) == [
+        ("a1", "a"), ("a2", "a"), ("a3", "a"), ("b1", "b"), ("b2", "b"), ("b3", "b")]

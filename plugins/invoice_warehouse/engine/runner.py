@@ -76,6 +76,8 @@ class StreamRunner:
         self.landed = landed or {}
         self.unchanged = 0
         self._unchanged_lock = threading.Lock()  # _details runs on the page threads too
+        # The variants of a window run side by side (run): one lands its page at a time.
+        self._emit_lock = threading.RLock()
         marker = stream.unchanged_detail_marker
         self._marker = next((f for f in stream.schema.fields if f.name == marker), None) if marker else None
         self._digest = stream.skip_unchanged_records
@@ -103,8 +105,9 @@ class StreamRunner:
         except BadResponse as exc:
             # A page that stays unreadable after retries is quarantined whole (nothing lost silently)
             # and the stream fails: its records are not in the partition.
-            self.writer.quarantine(exc.body.decode("utf-8", "replace")[:1_000_000], str(exc),
-                                   f"{req.path} {dict(req.params)}")
+            with self._emit_lock:  # the writer is shared with the thread that lands pages
+                self.writer.quarantine(exc.body.decode("utf-8", "replace")[:1_000_000], str(exc),
+                                       f"{req.path} {dict(req.params)}")
             raise
         try:
             records = self.stream.tag_records(req, self.stream.extract_records(body))
@@ -158,6 +161,10 @@ class StreamRunner:
         return list(pool.map(one, records))
 
     def _emit(self, req: Request, records: list) -> list[tuple]:
+        with self._emit_lock:
+            return self._emit_page(req, records)
+
+    def _emit_page(self, req: Request, records: list) -> list[tuple]:
         rows, keys = [], []
         pk = self.stream.primary_key
         skipped = 0
@@ -201,7 +208,8 @@ class StreamRunner:
         last_digest = _page_digest(first_keys) if first_keys else None
         rest = paginator.remaining(req, body, records)
         if rest:
-            self.progress.expected_pages = (self.progress.expected_pages or 0) + len(rest) + 1
+            with self._emit_lock:
+                self.progress.expected_pages = (self.progress.expected_pages or 0) + len(rest) + 1
             last_req, last_body, last_records = req, body, records
             window: list[tuple[Request, Future]] = []
             it = iter(rest)
@@ -266,9 +274,22 @@ class StreamRunner:
                 self.log.info("%s: %s", self.progress.stream, slices[0][0])
                 self._run_ids(list(self.stream.requests_for_ids(ids)), pool, dpool)
             else:
-                for label, first in slices:
-                    self.log.info("%s: slice %s", self.progress.stream, label)
-                    self._run_slice(first, pool, dpool)
+                # The variants of one window (REDEX's payables and receivables, IDH's two payment types)
+                # are read side by side: each is a list of its own, and its first page is a round trip
+                # the other need not wait for. Windows still run one after another.
+                per_window = len(self.stream.variants) or 1
+                for i in range(0, len(slices), per_window):
+                    group = slices[i:i + per_window]
+                    for label, _ in group:
+                        self.log.info("%s: slice %s", self.progress.stream, label)
+                    if len(group) == 1:
+                        self._run_slice(group[0][1], pool, dpool)
+                        continue
+                    with ThreadPoolExecutor(len(group),
+                                            thread_name_prefix=f"{self.provider.name}-variant") as vp:
+                        running = [vp.submit(self._run_slice, first, pool, dpool) for _, first in group]
+                        for fut in running:
+                            fut.result()
         elapsed = time.monotonic() - self.progress.started
         read = self.progress.records
         declared = sum(self.declared_totals) if self.declared_totals else None
