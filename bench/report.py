@@ -633,7 +633,10 @@ NOTES = """## How the engine gets there
   must be merged; repeated keys are settled only when a pass over the key columns finds any.
 * REDEX (no date filter) sweeps its invoice list every day but fetches the detail only of invoices whose
   `UpdatedTime` moved since an earlier partition. A page's details are fetched on the thread that fetched
-  the page, while the main thread lands earlier pages.
+  the page, while the main thread lands earlier pages, and the variants of a window (REDEX's payables and
+  receivables) are read side by side.
+* The load reads every raw table's columns in one catalog query (`duckdb_columns()`), not twice per
+  entity from `information_schema.columns` (7 ms a lookup).
 * A json field's text is searched for an exponent-form decimal (which must be written out as plain digits)
   only when it holds a capital E: one byte search instead of two two-byte ones (those took 50 ms per
   10,000 Akinon invoices, against 68 ms for the encoding itself).
