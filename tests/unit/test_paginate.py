@@ -243,3 +243,35 @@ def test_the_variants_of_a_window_are_read_side_by_side(tmp_path):
     assert (m["records"], m["pages"], m["quarantined"]) == (6, 4, 0)
     assert sorted((r["id"], r["kind"]) for r in _data(tmp_path, m)) == [
         ("a1", "a"), ("a2", "a"), ("a3", "a"), ("b1", "b"), ("b2", "b"), ("b3", "b")]
+
+
+def test_a_failed_variant_stops_the_other_at_its_next_page(tmp_path):
+    """When one variant of the window fails, the stream fails with that error, and the variant read
+    beside it stops at its next page rather than reading its whole list first."""
+    import time
+
+    from invoice_warehouse.engine.schema import Field, Schema
+    from invoice_warehouse.engine.spec import ProviderSpec, Stream
+
+    stream = Stream(name="things", path="/things/", primary_key=("id",), records="results",
+                    paginator=lambda: NextLinkPaginator(page_size=2),
+                    variants=({"params": {"kind": "a"}}, {"params": {"kind": "b"}}),
+                    schema=Schema.of(Field("id", required=True), Field("amount", "decimal(18,2)")))
+    spec = ProviderSpec(name="fake", title="Fake", conn_type="fake", auth=lambda c, s: None,
+                        streams=(stream,), max_concurrency=2)
+    lists = {"a": drf_pages(6, 2), "b": drf_pages(60, 2)}
+    b_pages: list[int] = []
+
+    def respond(path, params):
+        kind, page = params["kind"], int(params.get("page", 1))
+        if kind == "a" and page == 2:
+            raise RuntimeError("page 2 of variant a failed")
+        if kind == "b":
+            b_pages.append(page)
+            time.sleep(0.02)
+        body = lists[kind](path, params)
+        return {**body, "results": [{**r, "id": f"{kind}{r['id']}"} for r in body["results"]]}
+
+    with pytest.raises(RuntimeError, match="page 2 of variant a failed"):
+        _run(tmp_path, spec, stream, FakeClient(respond))
+    assert 1 <= len(b_pages) < 10, b_pages  # of its 30 pages

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,8 +76,10 @@ class StreamRunner:
         self.landed = landed or {}
         self.unchanged = 0
         self._unchanged_lock = threading.Lock()  # _details runs on the page threads too
-        # The variants of a window run side by side (run): one lands its page at a time.
+        # The variants of a window run side by side (run): one lands its page at a time, and all stop at
+        # their next page once one of them has failed (or the task is being stopped).
         self._emit_lock = threading.RLock()
+        self._stop = threading.Event()
         marker = stream.unchanged_detail_marker
         self._marker = next((f for f in stream.schema.fields if f.name == marker), None) if marker else None
         self._digest = stream.skip_unchanged_records
@@ -214,6 +216,7 @@ class StreamRunner:
             window: list[tuple[Request, Future]] = []
             it = iter(rest)
             for r in it:  # keep at most 2x concurrency pages in flight: memory stays bounded
+                self._check_stop()
                 window.append((r, pool.submit(self._fetch_detailed, r, detail_pool)))
                 if len(window) >= 2 * self.concurrency:
                     last_req, last_body, last_records = self._drain(window.pop(0))
@@ -224,6 +227,7 @@ class StreamRunner:
             nxt = paginator.next(req, body, records)
             if nxt is None:
                 break
+            self._check_stop()
             req = nxt
             body, records = self._fetch(req)  # type: ignore[misc]
             keys = self._emit(req, self._details(records, detail_pool))
@@ -235,6 +239,10 @@ class StreamRunner:
             last_digest = digest
         if paginator.declared_total is not None:
             self.declared_totals.append(paginator.declared_total)
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise ApiError(f"{self.progress.stream}: stopped, another variant of the window failed")
 
     def _fetch_detailed(self, req: Request, detail_pool: ThreadPoolExecutor) -> tuple[Any, list, list]:
         """A page fetched ahead (on a page thread), then its records' details: the details of one page
@@ -285,11 +293,16 @@ class StreamRunner:
                     if len(group) == 1:
                         self._run_slice(group[0][1], pool, dpool)
                         continue
-                    with ThreadPoolExecutor(len(group),
-                                            thread_name_prefix=f"{self.provider.name}-variant") as vp:
+                    vp = ThreadPoolExecutor(len(group), thread_name_prefix=f"{self.provider.name}-variant")
+                    try:
                         running = [vp.submit(self._run_slice, first, pool, dpool) for _, first in group]
-                        for fut in running:
-                            fut.result()
+                        for fut in as_completed(running):
+                            fut.result()  # the first failure (or an interruption here) stops the others
+                    except BaseException:
+                        self._stop.set()
+                        raise
+                    finally:
+                        vp.shutdown(wait=True, cancel_futures=True)
         elapsed = time.monotonic() - self.progress.started
         read = self.progress.records
         declared = sum(self.declared_totals) if self.declared_totals else None
