@@ -242,7 +242,8 @@ class StreamRunner:
 
     def _check_stop(self) -> None:
         if self._stop.is_set():
-            raise ApiError(f"{self.progress.stream}: stopped, another variant of the window failed")
+            raise ApiError(f"{self.progress.stream}: stopped (another variant of the window failed, or the "
+                           "task is being stopped)")
 
     def _fetch_detailed(self, req: Request, detail_pool: ThreadPoolExecutor) -> tuple[Any, list, list]:
         """A page fetched ahead (on a page thread), then its records' details: the details of one page
