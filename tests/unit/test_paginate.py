@@ -182,15 +182,11 @@ def test_the_details_of_pages_fetched_ahead_are_fetched_side_by_side(tmp_path):
     (up to the test's 5 s) and the stream would fail."""
     import threading
 
-    from invoice_warehouse.engine.schema import Field, Schema
-    from invoice_warehouse.engine.spec import Detail, ProviderSpec, Stream
+    from invoice_warehouse.engine.schema import Field
+    from invoice_warehouse.engine.spec import Detail
 
-    stream = Stream(name="things", path="/things/", primary_key=("id",), records="results",
-                    paginator=lambda: NextLinkPaginator(page_size=2), detail=Detail(path="/things/{id}"),
-                    schema=Schema.of(Field("id", required=True), Field("amount", "decimal(18,2)"),
-                                     Field("note")))
-    spec = ProviderSpec(name="fake", title="Fake", conn_type="fake", auth=lambda c, s: None,
-                        streams=(stream,), max_concurrency=2)
+    spec, stream = spec_with(lambda: NextLinkPaginator(page_size=2), extra_fields=(Field("note"),),
+                             detail=Detail(path="/things/{id}"))
     page_3_asked = threading.Event()
     pages = drf_pages(6, 2)
 
@@ -210,23 +206,19 @@ def test_the_details_of_pages_fetched_ahead_are_fetched_side_by_side(tmp_path):
         (str(i), f"detail {i}") for i in range(1, 7)]
 
 
+KINDS = ({"params": {"kind": "a"}}, {"params": {"kind": "b"}})
+
+
 def test_the_variants_of_a_window_are_read_side_by_side(tmp_path):
     """A stream's variants (REDEX payables and receivables, IDH's payment types) are separate lists of
     the same window: the first page of one is asked for while the first page of the other is still
     outstanding (here it waits for it), and both land in the one partition, tagged by their variant."""
     import threading
 
-    from invoice_warehouse.engine.schema import Field, Schema
-    from invoice_warehouse.engine.spec import ProviderSpec, Stream
+    from invoice_warehouse.engine.schema import Field
 
-    stream = Stream(name="things", path="/things/", primary_key=("id",), records="results",
-                    paginator=lambda: NextLinkPaginator(page_size=2),
-                    variants=({"params": {"kind": "a"}}, {"params": {"kind": "b"}}),
-                    request_fields={"kind": "kind"},
-                    schema=Schema.of(Field("id", required=True), Field("kind"),
-                                     Field("amount", "decimal(18,2)")))
-    spec = ProviderSpec(name="fake", title="Fake", conn_type="fake", auth=lambda c, s: None,
-                        streams=(stream,), max_concurrency=2)
+    spec, stream = spec_with(lambda: NextLinkPaginator(page_size=2), extra_fields=(Field("kind"),),
+                             variants=KINDS, request_fields={"kind": "kind"})
     b_asked = threading.Event()
     lists = {"a": drf_pages(3, 2), "b": drf_pages(3, 2)}
 
@@ -250,15 +242,7 @@ def test_a_failed_variant_stops_the_other_at_its_next_page(tmp_path):
     beside it stops at its next page rather than reading its whole list first."""
     import time
 
-    from invoice_warehouse.engine.schema import Field, Schema
-    from invoice_warehouse.engine.spec import ProviderSpec, Stream
-
-    stream = Stream(name="things", path="/things/", primary_key=("id",), records="results",
-                    paginator=lambda: NextLinkPaginator(page_size=2),
-                    variants=({"params": {"kind": "a"}}, {"params": {"kind": "b"}}),
-                    schema=Schema.of(Field("id", required=True), Field("amount", "decimal(18,2)")))
-    spec = ProviderSpec(name="fake", title="Fake", conn_type="fake", auth=lambda c, s: None,
-                        streams=(stream,), max_concurrency=2)
+    spec, stream = spec_with(lambda: NextLinkPaginator(page_size=2), variants=KINDS)
     lists = {"a": drf_pages(6, 2), "b": drf_pages(60, 2)}
     b_pages: list[int] = []
 
