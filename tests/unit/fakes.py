@@ -29,13 +29,14 @@ class FakeClient:
         return self.respond(path, params), None
 
 
-def spec_with(paginator: Callable[[], Paginator], records: str = "results", extra_fields: tuple[Field, ...] = (),
-              **stream: Any) -> tuple[ProviderSpec, Stream]:
+def spec_with(paginator: Callable[[], Paginator], records: str = "results",
+              extra_fields: tuple[Field, ...] = (), **stream: Any) -> tuple[ProviderSpec, Stream]:
     """A provider of one stream ``things`` (id, amount and ``extra_fields``); ``stream``: more Stream
     attributes (detail, variants, request_fields...)."""
     stream = Stream(name="things", path="/things/", primary_key=("id",), records=records,
                     paginator=paginator,
-                    schema=Schema.of(Field("id", required=True), Field("amount", "decimal(18,2)"), *extra_fields),
+                    schema=Schema.of(Field("id", required=True), Field("amount", "decimal(18,2)"),
+                                     *extra_fields),
                     **stream)
     spec = ProviderSpec(name="fake", title="Fake", conn_type="fake", auth=lambda c, s: None,
                         streams=(stream,), max_concurrency=2)
