@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from invoice_warehouse.engine.collector import bulk_allocation
 from invoice_warehouse.engine.crash import crashpoint
 from invoice_warehouse.engine.http import ApiError, BadResponse, HttpClient
 from invoice_warehouse.engine.landing import PartitionWriter
@@ -352,7 +353,8 @@ def run_stream(client: HttpClient, provider: ProviderSpec, stream: Stream, *, st
                           landed=landed)
     try:
         ids = landed_ids(landing, provider.name, stream, window_label) if stream.ids_from else None
-        stats = runner.run(start, end, ids=ids)
+        with bulk_allocation():
+            stats = runner.run(start, end, ids=ids)
     except BaseException:
         writer.abort()
         raise

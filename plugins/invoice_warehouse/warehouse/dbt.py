@@ -27,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 
 from invoice_warehouse import config
+from invoice_warehouse.engine.collector import bulk_allocation
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ def run_dbt(args: Sequence[str], *, work_db: Path | str | None = None, vars_: di
         with config.environ(env):
             capture_stdout_logs(out)
             try:
-                res = dbtRunner().invoke(cli)
+                with bulk_allocation():
+                    res = dbtRunner().invoke(cli)
             finally:
                 stop_capture_stdout_logs()
                 out.flush()
