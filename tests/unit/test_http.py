@@ -93,3 +93,100 @@ def test_rate_limiter_never_exceeds_its_window():
         lim.acquire()
         times.append(round(now[0], 3))
     assert times == [0.0, 0.0, 0.0, 10.001, 10.001, 10.001, 20.002]
+
+
+class _Recorder:
+    """A local HTTP server that records what reaches it and redirects ``/hop`` to ``/land`` on ``hop_to``."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        seen = self.seen = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                seen.append((self.command, self.path, dict(self.headers), self.rfile.read(length)))
+                if self.path.startswith("/hop"):
+                    self.send_response(302)
+                    self.send_header("Location", f"{outer.hop_to}/land?from=hop")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = b'{"ok": 1.50}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer  # noqa: N815
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.hop_to = self.url
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def recorder():
+    r = _Recorder()
+    yield r
+    r.close()
+
+
+def _plain_client(url: str, **kw):
+    from invoice_warehouse.engine.auth import StaticTokenAuth
+    from invoice_warehouse.engine.http import HttpClient
+
+    return HttpClient(url, conn_id="c", auth=StaticTokenAuth("tok-123"), **kw)
+
+
+def test_the_query_and_a_form_reach_the_server_encoded_as_requests_encodes_them(recorder):
+    from decimal import Decimal
+
+    c = _plain_client(recorder.url)
+    body, resp = c.request_json("GET", "/list?cursor=a%2Fb", params={"status": ["open", "paid"], "skip": None,
+                                                                     "q": "x y&z", "n": 2})
+    assert body == {"ok": Decimal("1.50")} and resp.status_code == 200 and resp.text == '{"ok": 1.50}'
+    c.request_json("POST", "/token", form={"grant_type": "client_credentials", "scope": "a b"},
+                   authenticate=False)
+    (m1, p1, h1, b1), (m2, p2, h2, b2) = recorder.seen
+    assert (m1, p1, b1) == ("GET", "/list?cursor=a%2Fb&status=open&status=paid&q=x+y%26z&n=2", b"")
+    assert (h1["Authorization"], h1["Accept"], h1["Accept-Encoding"]) == ("Token tok-123", "application/json",
+                                                                          "gzip, deflate")
+    assert (m2, p2, b2) == ("POST", "/token", b"grant_type=client_credentials&scope=a+b")
+    assert h2["Content-Type"] == "application/x-www-form-urlencoded" and "Authorization" not in h2
+
+
+def test_a_redirect_is_followed_and_the_token_never_goes_to_another_host(recorder):
+    c = _plain_client(recorder.url)
+    c.request_json("GET", "/hop")
+    recorder.hop_to = recorder.url.replace("127.0.0.1", "localhost")  # the same server, another host name
+    c.request_json("GET", "/hop")
+    paths = [(p, h.get("Authorization")) for _, p, h, _ in recorder.seen]
+    assert paths == [("/hop", "Token tok-123"), ("/land?from=hop", "Token tok-123"),
+                     ("/hop", "Token tok-123"), ("/land?from=hop", None)]
+    assert c.stats.requests == 2  # one counted request each, its redirect included
+
+
+def test_a_refused_connection_is_retried_as_a_connection_error():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    c = _plain_client(f"http://127.0.0.1:{port}", retry=RetryPolicy(max_attempts=2, base_delay=0.001,
+                                                                     max_delay=0.001))
+    with pytest.raises(ApiError, match=r"^connection 'c': GET /x still failing after 2 attempts "
+                                       r"\(last: connection error\)$"):
+        c.request_json("GET", "/x")
+    assert c.stats.retry_reasons == {"connection error": 1}
