@@ -68,3 +68,13 @@ def test_two_threads_restore_only_when_both_are_out():
     t.join(5)
     assert gc.get_threshold() == (700, 10, 10)
     assert gc.get_freeze_count() == 0
+
+
+def test_as_a_decorator_every_call_holds_it_back_and_restores_it():
+    @bulk_allocation()
+    def inside():
+        return gc.get_threshold(), gc.get_freeze_count() > 0
+
+    assert inside() == ((50_000, 10, 10), True)
+    assert inside() == ((50_000, 10, 10), True)  # a second call: the decorator's block is a new one
+    assert (gc.get_threshold(), gc.get_freeze_count()) == ((700, 10, 10), 0)

@@ -116,6 +116,7 @@ def _day(as_of_date: str | dt.date | None) -> str:
         raise ValueError(f"as_of_date must be a date as YYYY-MM-DD, got {as_of_date!r}") from None
 
 
+@bulk_allocation()  # dbt's imports and its run: the collector held back (engine/collector.py)
 def run_dbt(args: Sequence[str], *, work_db: Path | str | None = None, vars_: dict | None = None,
             as_of_date: str | dt.date | None = None) -> str:
     """``dbt <args>`` on the working warehouse; returns the output, raises DbtError with its tail.
@@ -146,8 +147,7 @@ def run_dbt(args: Sequence[str], *, work_db: Path | str | None = None, vars_: di
         with config.environ(env):
             capture_stdout_logs(out)
             try:
-                with bulk_allocation():
-                    res = dbtRunner().invoke(cli)
+                res = dbtRunner().invoke(cli)
             finally:
                 stop_capture_stdout_logs()
                 out.flush()
