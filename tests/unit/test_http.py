@@ -108,7 +108,8 @@ class _Recorder:
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                seen.append((self.command, self.path, dict(self.headers), self.rfile.read(length)))
+                seen.append((self.command, self.path, {k.title(): v for k, v in self.headers.items()},
+                             self.rfile.read(length)))
                 if self.path.startswith("/hop"):
                     self.send_response(302)
                     self.send_header("Location", f"{outer.hop_to}/land?from=hop")
@@ -190,3 +191,17 @@ def test_a_refused_connection_is_retried_as_a_connection_error():
                                        r"\(last: connection error\)$"):
         c.request_json("GET", "/x")
     assert c.stats.retry_reasons == {"connection error": 1}
+
+
+def test_the_environments_proxy_carries_the_requests_with_its_credentials(recorder, monkeypatch):
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = recorder.url.replace("http://", "http://user:p%40ss@")
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, proxy)
+    c = _plain_client("http://api.example.invalid/v1/")
+    body, _ = c.request_json("GET", "items", params={"page": 2})
+    (method, path, headers, _), = recorder.seen
+    assert (method, path) == ("GET", "http://api.example.invalid/v1/items?page=2")  # absolute form: a proxy
+    assert headers["Proxy-Authorization"] == "Basic dXNlcjpwQHNz"  # user:p@ss
+    assert headers["Authorization"] == "Token tok-123"
