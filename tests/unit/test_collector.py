@@ -78,3 +78,16 @@ def test_as_a_decorator_every_call_holds_it_back_and_restores_it():
     assert inside() == ((50_000, 10, 10), True)
     assert inside() == ((50_000, 10, 10), True)  # a second call: the decorator's block is a new one
     assert (gc.get_threshold(), gc.get_freeze_count()) == ((700, 10, 10), 0)
+
+
+def test_objects_the_process_froze_itself_stay_frozen():
+    gc.freeze()  # as a server does before forking its workers
+    try:
+        frozen = gc.get_freeze_count()
+        with bulk_allocation():
+            assert gc.get_threshold() == (50_000, 10, 10)
+            assert gc.get_freeze_count() == frozen  # nothing frozen on top: unfreeze could not tell them apart
+        assert gc.get_threshold() == (700, 10, 10)
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

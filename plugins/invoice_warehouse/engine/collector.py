@@ -12,7 +12,10 @@ state: a collection no longer walks them) and raises the first generation's thre
 50,000 objects, so a collection runs after 50,000 more live containers rather than 700. Cyclic
 garbage is still collected, just in larger, rarer batches: in that extraction none ran, and the task's
 peak RSS did not move. On leaving, the thresholds are restored and the frozen objects are handed back
-to the collector, so a long-lived process (``dag.test()``, a test session) frees them as before.
+to the collector, so a long-lived process (``dag.test()``, a test session) frees them as before. A
+process that froze objects itself (a server that freezes before it forks its workers) keeps them
+frozen: the block then only raises the threshold, since ``gc.unfreeze`` cannot tell its objects from
+ours.
 """
 
 from __future__ import annotations
@@ -28,17 +31,20 @@ BULK_THRESHOLD = 50_000
 _lock = threading.Lock()
 _depth = 0
 _saved: tuple[int, int, int] | None = None
+_froze = False
 
 
 @contextmanager
 def bulk_allocation() -> Iterator[None]:
     """Hold the collector back for the block (re-entrant, and safe from several threads: the settings
     are the process's, so the first block in sets them and the last one out restores them)."""
-    global _depth, _saved
+    global _depth, _saved, _froze
     with _lock:
         if _depth == 0:
             _saved = gc.get_threshold()
-            gc.freeze()
+            _froze = gc.get_freeze_count() == 0
+            if _froze:
+                gc.freeze()
             gc.set_threshold(BULK_THRESHOLD, _saved[1], _saved[2])
         _depth += 1
     try:
@@ -48,5 +54,6 @@ def bulk_allocation() -> Iterator[None]:
             _depth -= 1
             if _depth == 0 and _saved is not None:
                 gc.set_threshold(*_saved)
-                gc.unfreeze()
-                _saved = None
+                if _froze:
+                    gc.unfreeze()
+                _saved, _froze = None, False
