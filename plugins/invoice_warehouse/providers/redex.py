@@ -39,8 +39,6 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import requests
-
 from invoice_warehouse.engine.auth import TokenAuth, TokenGrant
 from invoice_warehouse.engine.hook import ProviderHook
 from invoice_warehouse.engine.http import (
@@ -136,15 +134,6 @@ class ApiKeyGrant:
         return TokenGrant(access_token=str(token), expires_in=expires_in,
                           token_type=str(data.get("TokenType") or "Bearer"),
                           refresh_token=data.get("RefreshToken") or None)
-
-
-def _message(resp: requests.Response) -> str:
-    """The envelope's Message (e.g. "Unauthorized"), not the raw body."""
-    try:
-        msg = json.loads(resp.content).get("Message")
-    except (ValueError, AttributeError):
-        msg = None
-    return f"({str(msg)[:120]})" if msg else ""
 
 
 def _auth(conn: ConnInfo, on_secret: Callable[[str], None]) -> TokenAuth:
