@@ -42,6 +42,9 @@ class ScriptedApi:
         self.routes = routes
         self.served: dict[tuple[str, int], int] = {}
         self.calls: list[tuple[str, dict[str, str]]] = []
+        #: every request as it arrived: method, request target (absolute through a proxy), headers (names
+        #: title-cased), body
+        self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
         api = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -49,6 +52,9 @@ class ScriptedApi:
                 parts = urlsplit(self.path)
                 params = dict(parse_qsl(parts.query))
                 api.calls.append((parts.path, params))
+                body_in = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                api.seen.append((self.command, self.path, {k.title(): v for k, v in self.headers.items()},
+                                 body_in))
                 page = int(params.get("page", 1))
                 script = api.routes.get(parts.path, {}).get(page)
                 if not script:
@@ -66,6 +72,8 @@ class ScriptedApi:
                 self.end_headers()
                 self.wfile.write(body)
                 self.close_connection = True
+
+            do_POST = do_GET  # noqa: N815 - the http.server API
 
             def log_message(self, *args: Any) -> None:
                 return None

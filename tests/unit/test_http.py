@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import socket
+from decimal import Decimal
+
 import pytest
 
+from invoice_warehouse.engine.auth import StaticTokenAuth
 from invoice_warehouse.engine.http import (
     ApiError,
     AuthError,
     BadResponse,
+    HttpClient,
     RateLimiter,
     RetryPolicy,
     parse_json,
 )
 from tests.helpers import client
+from tests.reliability.scripted import Resp, ScriptedApi
 
 PATH = "/api/v1/oms/invoices/"
 
@@ -95,65 +101,22 @@ def test_rate_limiter_never_exceeds_its_window():
     assert times == [0.0, 0.0, 0.0, 10.001, 10.001, 10.001, 20.002]
 
 
-class _Recorder:
-    """A local HTTP server that records what reaches it and redirects ``/hop`` to ``/land`` on ``hop_to``."""
-
-    def __init__(self):
-        import http.server
-        import threading
-
-        seen = self.seen = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                seen.append((self.command, self.path, {k.title(): v for k, v in self.headers.items()},
-                             self.rfile.read(length)))
-                if self.path.startswith("/hop"):
-                    self.send_response(302)
-                    self.send_header("Location", f"{outer.hop_to}/land?from=hop")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                body = b'{"ok": 1.50}'
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = _answer  # noqa: N815
-
-            def log_message(self, *args: object) -> None:
-                return None
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.hop_to = self.url
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+OK = Resp(b'{"ok": 1.50}')
 
 
 @pytest.fixture
 def recorder():
-    r = _Recorder()
-    yield r
-    r.close()
+    """A local server (tests/reliability/scripted.py) that records every request; ``/hop`` redirects."""
+    with ScriptedApi({"/list": {1: [OK]}, "/token": {1: [OK]}, "/land": {1: [OK]}, "/v1/items": {2: [OK]}}) as api:
+        api.routes["/hop"] = {1: [Resp(b"", status=302, headers={"Location": f"{api.url}/land?from=hop"})]}
+        yield api
 
 
 def _plain_client(url: str, **kw):
-    from invoice_warehouse.engine.auth import StaticTokenAuth
-    from invoice_warehouse.engine.http import HttpClient
-
     return HttpClient(url, conn_id="c", auth=StaticTokenAuth("tok-123"), **kw)
 
 
 def test_the_query_and_a_form_reach_the_server_encoded_as_requests_encodes_them(recorder):
-    from decimal import Decimal
-
     c = _plain_client(recorder.url)
     body, resp = c.request_json("GET", "/list?cursor=a%2Fb", params={"status": ["open", "paid"], "skip": None,
                                                                      "q": "x y&z", "n": 2})
@@ -171,7 +134,8 @@ def test_the_query_and_a_form_reach_the_server_encoded_as_requests_encodes_them(
 def test_a_redirect_is_followed_and_the_token_never_goes_to_another_host(recorder):
     c = _plain_client(recorder.url)
     c.request_json("GET", "/hop")
-    recorder.hop_to = recorder.url.replace("127.0.0.1", "localhost")  # the same server, another host name
+    other_host = recorder.url.replace("127.0.0.1", "localhost")  # the same server, another host name
+    recorder.routes["/hop"] = {1: [Resp(b"", status=302, headers={"Location": f"{other_host}/land?from=hop"})]}
     c.request_json("GET", "/hop")
     paths = [(p, h.get("Authorization")) for _, p, h, _ in recorder.seen]
     assert paths == [("/hop", "Token tok-123"), ("/land?from=hop", "Token tok-123"),
@@ -180,8 +144,6 @@ def test_a_redirect_is_followed_and_the_token_never_goes_to_another_host(recorde
 
 
 def test_a_refused_connection_is_retried_as_a_connection_error():
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there

@@ -263,9 +263,7 @@ class HttpClient:
         self.verify = verify
         self.stats = Stats()
         self._sleep = sleep
-        self._pool: urllib3.PoolManager | None = None
-        self._pool_lock = threading.Lock()
-        self._pool_size = pool_size
+        self.pool = self._make_pool(pool_size)
         self.secrets: set[str] = set()  # every credential and token: scrubbed from error messages
 
     def add_secret(self, secret: str | None) -> None:
@@ -277,30 +275,20 @@ class HttpClient:
             text = text.replace(secret, "***")
         return text
 
-    @property
-    def pool(self) -> urllib3.PoolManager:
+    def _make_pool(self, pool_size: int) -> urllib3.PoolManager:
         """The client's connection pools (urllib3's are thread-safe: one for all threads).
 
         The environment's proxy and CA-bundle settings are read once, for the provider's host; a
         request then goes straight through urllib3. ``requests.Session.request`` took 0.6 to 1.0 ms of
         CPU a request on top of urllib3's 0.3 to 0.4 ms (preparing, merging settings, hooks, cookies,
         the response object), under the GIL the extraction's parsing runs on: 0.5 s in 1,000 pages."""
-        pool = self._pool
-        if pool is None:
-            with self._pool_lock:
-                if self._pool is None:
-                    self._pool = self._make_pool()
-                pool = self._pool
-        return pool
-
-    def _make_pool(self) -> urllib3.PoolManager:
         if self.verify is True:
             tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED",
                                    "ca_certs": os.environ.get("REQUESTS_CA_BUNDLE")
                                    or os.environ.get("CURL_CA_BUNDLE") or requests.utils.DEFAULT_CA_BUNDLE_PATH}
         else:
             tls = {"cert_reqs": "CERT_NONE", "assert_hostname": False}
-        kw = {"num_pools": 4, "maxsize": self._pool_size, "retries": False, **tls}
+        kw = {"num_pools": 4, "maxsize": pool_size, "retries": False, **tls}
         proxy = requests.utils.get_environ_proxies(self.base_url).get(urlsplit(self.base_url).scheme)
         if not proxy:
             return urllib3.PoolManager(**kw)

@@ -79,7 +79,7 @@ class StreamRunner:
         self._unchanged_lock = threading.Lock()  # _details runs on the page threads too
         # The variants of a window run side by side (run): one lands its page at a time, and all stop at
         # their next page once one of them has failed (or the task is being stopped).
-        self._emit_lock = threading.RLock()
+        self._emit_lock = threading.Lock()
         self._stop = threading.Event()
         marker = stream.unchanged_detail_marker
         self._marker = next((f for f in stream.schema.fields if f.name == marker), None) if marker else None
