@@ -55,16 +55,17 @@
 {% endmacro %}
 
 {#- Post-hook: fail the model when a key of its enforced contract repeats. One query for all its keys;
-    the error names the table, the key, one repeated value and how many rows carry it. A unique key
+    the error names the table, the key, one repeated value and how many rows carry it (of ``relation``,
+    default the model's table: the table materialization checks the new rows before it writes them). A unique key
     leaves out rows with a NULL in it (as SQL's UNIQUE does); a primary key's columns are NOT NULL. -#}
-{% macro iwh_check_contract_keys() %}
+{% macro iwh_check_contract_keys(relation=none) %}
     {%- if not execute or not model.get('contract', {}).get('enforced')
           or config.get('materialized') not in ('table', 'incremental') -%}
         {{ return('') }}
     {%- endif -%}
     {%- set keys = iwh_contract_keys(model) -%}
     {%- if not keys -%}{{ return('') }}{%- endif -%}
-    {%- set relation = iwh_key_check_relation(keys) -%}
+    {%- set relation = relation or iwh_key_check_relation(keys) -%}
     {%- set checks = [] -%}
     {%- for key in keys -%}
         {%- set quoted = [] -%}

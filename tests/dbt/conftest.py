@@ -48,10 +48,13 @@ class Warehouse:
             mp.setenv("IWH_DATA_DIR", str(self.data_dir))
             yield
 
-    def dbt(self, args: Sequence[str], *, db: Path | None = None, as_of_date: str = AS_OF_DATE) -> str:
-        """``dbt <args>`` on this warehouse (or on ``db``, a copy of it) with as_of_date pinned."""
+    def dbt(self, args: Sequence[str], *, db: Path | None = None, as_of_date: str = AS_OF_DATE,
+            sync_tables: bool = False) -> str:
+        """``dbt <args>`` on this warehouse (or on ``db``, a copy of it) with as_of_date pinned;
+        ``sync_tables`` as the daily build sets it (run_dbt)."""
         with self.env():
-            return run_dbt(list(args), work_db=db or self.db, vars_={"as_of_date": as_of_date})
+            return run_dbt(list(args), work_db=db or self.db, vars_={"as_of_date": as_of_date},
+                           sync_tables=sync_tables)
 
     def copy(self, tmp: Path) -> Path:
         """A copy of the built warehouse file. Same file name: the views name their catalog by it."""

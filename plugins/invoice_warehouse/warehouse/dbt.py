@@ -118,19 +118,23 @@ def _day(as_of_date: str | dt.date | None) -> str:
 
 @bulk_allocation()  # dbt's imports and its run: the collector held back (engine/collector.py)
 def run_dbt(args: Sequence[str], *, work_db: Path | str | None = None, vars_: dict | None = None,
-            as_of_date: str | dt.date | None = None) -> str:
+            as_of_date: str | dt.date | None = None, sync_tables: bool = False) -> str:
     """``dbt <args>`` on the working warehouse; returns the output, raises DbtError with its tail.
 
     ``as_of_date``: the day the receivables marts are as of (default today), passed to dbt in the
     environment (IWH_AS_OF_DATE, read by the ``as_of_date()`` macro) rather than in ``--vars``: dbt
     re-parses the whole project whenever ``--vars`` differ from its last invocation's, so a daily date
-    there would cost a full parse every day. A ``vars_`` ``as_of_date`` still wins over it."""
+    there would cost a full parse every day. A ``vars_`` ``as_of_date`` still wins over it.
+    ``sync_tables``: table models with a contract key write only their changed rows (IWH_SYNC_TABLES,
+    read by the table materialization, macros/table_materialization.sql); only for a project that the
+    warehouse's tables were last fully built with (build() knows), else they are rebuilt."""
     from dbt.cli.main import dbtRunner
     from dbt_common.events.functions import capture_stdout_logs, stop_capture_stdout_logs
 
     project = config.dbt_project_dir()
     env = {"IWH_WAREHOUSE_PATH": str(work_db or config.work_db()),
            "IWH_AS_OF_DATE": _day(as_of_date),
+           "IWH_SYNC_TABLES": "1" if sync_tables else None,
            "DBT_LOG_PATH": str(config.data_dir() / "dbt" / "logs"),
            "DBT_TARGET_PATH": str(config.data_dir() / "dbt" / "target"),
            # dbt.log at info (a line per node and its result) unless asked for more: at debug dbt also
@@ -257,7 +261,7 @@ def build(*, work_db: Path | str | None = None, vars_: dict | None = None,
     db = Path(work_db or config.work_db())
     digest = project_digest()
     if built_digest(db) == digest:
-        return run_dbt(DAILY_BUILD, work_db=db, vars_=vars_, as_of_date=as_of_date)
+        return run_dbt(DAILY_BUILD, work_db=db, vars_=vars_, as_of_date=as_of_date, sync_tables=True)
     log.info("dbt project changed since the last full build of %s (or none yet): full build", db)
     out = run_dbt(FULL_BUILD, work_db=db, vars_=vars_, as_of_date=as_of_date)
     record_build(db, digest, project_views())
