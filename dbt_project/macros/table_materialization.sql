@@ -104,8 +104,14 @@
         {{ return(false) }}
     {%- endif -%}
     {#- A key repeated in the new rows fails the model before anything is written (with EXCEPT's set
-        semantics, a row repeated whole would otherwise be written once). -#}
+        semantics, a row repeated whole would otherwise be written once), and so does a null in a key
+        column (the key's NOT NULL would fail the rebuild's insert; here IN and NOT IN would pass over
+        the row). -#}
     {% call statement('main') -%}
+        select error('NOT NULL constraint failed: {{ this.schema }}.{{ this.identifier }}.' || column_name)
+        from (select unnest([{% for c in quoted %}case when {{ c }} is null then '{{ pk[0]['columns'][loop.index0] }}' end{{ ", " if not loop.last }}{% endfor %}]) as column_name
+              from {{ new }} where {{ quoted | join(' is null or ') }} is null limit 1)
+        where column_name is not null limit 1;
         {{ iwh_check_contract_keys(new) }};
         create or replace temp table {{ changed }} as
             select distinct {{ quoted | join(', ') }}

@@ -152,3 +152,20 @@ def test_a_table_that_does_not_ask_for_it_is_rebuilt_in_the_daily_setting(wareho
     ran = statements("fct_invoice_lines")  # one that asks for it, in the same log
     assert 'create or replace temp table "fct_invoice_lines__iwh_new"' in ran
     assert 'drop table if exists "work"."marts"."fct_invoice_lines"' not in ran
+
+
+def test_a_null_key_in_the_new_rows_fails_the_model_and_keeps_the_table(warehouse, two_copies):
+    """As the rebuild's NOT NULL would: IN and NOT IN pass over a null, so the row would be dropped."""
+    synced, rebuilt = two_copies
+    [(inv, line), *_] = _three_lines(synced)
+    before = _by_key(synced)
+    for db in (synced, rebuilt):
+        execute(db, f"ALTER TABLE {LINES} ALTER COLUMN line_id DROP NOT NULL",
+                f"INSERT INTO {LINES} SELECT * REPLACE (NULL AS line_id) FROM {LINES} WHERE line_id = '{line}'")
+    with pytest.raises(DbtError) as err:
+        warehouse.dbt(["run", "-s", "fct_invoice_lines"], db=synced, sync_tables=True)
+    assert "NOT NULL constraint failed: marts.fct_invoice_lines.line_key" in str(err.value)
+    assert _by_key(synced) == before
+    with pytest.raises(DbtError) as err:
+        warehouse.dbt(["run", "-s", "fct_invoice_lines"], db=rebuilt)
+    assert "NOT NULL constraint failed: fct_invoice_lines.line_key" in str(err.value)

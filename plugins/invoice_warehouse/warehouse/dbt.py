@@ -125,9 +125,10 @@ def run_dbt(args: Sequence[str], *, work_db: Path | str | None = None, vars_: di
     environment (IWH_AS_OF_DATE, read by the ``as_of_date()`` macro) rather than in ``--vars``: dbt
     re-parses the whole project whenever ``--vars`` differ from its last invocation's, so a daily date
     there would cost a full parse every day. A ``vars_`` ``as_of_date`` still wins over it.
-    ``sync_tables``: table models with a contract key write only their changed rows (IWH_SYNC_TABLES,
-    read by the table materialization, macros/table_materialization.sql); only for a project that the
-    warehouse's tables were last fully built with (build() knows), else they are rebuilt."""
+    ``sync_tables``: the table models marked ``meta: {changed_rows_only: true}`` write only their
+    changed rows (IWH_SYNC_TABLES, read by the table materialization, macros/table_materialization.sql);
+    only for the project the warehouse's tables were last fully built with (build() knows), else every
+    table is rebuilt."""
     from dbt.cli.main import dbtRunner
     from dbt_common.events.functions import capture_stdout_logs, stop_capture_stdout_logs
 
@@ -255,7 +256,7 @@ def build(*, work_db: Path | str | None = None, vars_: dict | None = None,
     full build of this warehouse, or the warehouse has no seed tables (a fresh one); the state is
     recorded in ``meta.dbt_project_state`` after it succeeds, with the views it made. Otherwise the
     daily build (DAILY_BUILD): every table model and every data test on the models and sources, nothing
-    that depends on the code alone.
+    that depends on the code alone; the large tables write only their changed rows (``sync_tables``).
     ``as_of_date``: as in run_dbt.
     """
     db = Path(work_db or config.work_db())
