@@ -20,7 +20,8 @@
     applied: the stored rows of every key whose rows differ (EXCEPT, all columns) or
     that is gone are deleted, and the new rows of those keys inserted. The table ends up with exactly the
     rows a rebuild would give, its constraints checked on every inserted row and its key check (post-hook)
-    over the whole table; a repeated key in the new rows fails the model as a rebuild would. What is
+    over the whole table; a repeated key or a null in a key column of the new rows fails the model, as
+    a rebuild would, before anything is written. What is
     saved is the write: a scale-5 year's daily build rewrote about 1M rows of wide tables, which DuckDB
     compresses and writes at the commit or the next checkpoint, to change a few thousand. A small table
     is rewritten faster than its difference is found (two more queries per model): the daily step on a
