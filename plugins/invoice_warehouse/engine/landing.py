@@ -6,6 +6,9 @@ Layout::
         data-<batch>.parquet        typed records of that extraction
         quarantine-<batch>.parquet  records/pages that could not be parsed, with the reason and raw text
         _manifest.json              what the partition holds; written last, by rename
+    <landing>/<provider>/<entity>/_landed_markers.parquet
+                                    streams that skip unchanged records: the markers of the partitions
+                                    it names (runner.landed_markers; a cache, rebuilt when in doubt)
 
 Files are streamed into ``*.tmp`` names and renamed into place; the manifest is renamed last and names
 the data file of its batch, so a reader that goes through the manifest never sees a half-written file,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +27,77 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 
 def read_manifests(landing: Path | str, provider: str, entity: str) -> list[dict[str, Any]]:
     """Every committed partition of an entity, oldest window first, with absolute file paths."""
-    base = Path(landing) / provider / entity
     out = []
-    if not base.exists():
-        return out
-    for part in sorted(base.glob("window=*")):
-        mf = part / MANIFEST
-        if not mf.exists():
-            continue
-        m = json.loads(mf.read_text())
-        m["dir"] = str(part)
-        m["data_path"] = str(part / m["files"]["data"])
-        q = m["files"].get("quarantine")
-        m["quarantine_path"] = str(part / q) if q else None
-        out.append(m)
+    for part in list_partitions(landing, provider, entity):
+        m = read_manifest(part.path)
+        if m is not None:
+            out.append(m)
     return out
 
 
-def failed_quarantine_files(landing: Path | str, provider: str, entity: str) -> list[Path]:
-    """Quarantine files left by failed extractions (their pages' raw text and the reason)."""
+def read_manifest(part: Path | str) -> dict[str, Any] | None:
+    """The manifest of one partition directory, with absolute file paths (None: nothing committed)."""
+    part = Path(part)
+    try:
+        text = (part / MANIFEST).read_text()
+    except FileNotFoundError:
+        return None
+    m = json.loads(text)
+    m["dir"] = str(part)
+    m["data_path"] = str(part / m["files"]["data"])
+    q = m["files"].get("quarantine")
+    m["quarantine_path"] = str(part / q) if q else None
+    return m
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A partition directory as its listing shows it, no file read: the window, and the batch of the
+    data file the manifest names when the listing alone says which (``batch``, else None).
+
+    A daily pipeline adds a partition per entity every day, so whatever reads "every partition" reads
+    more each day; a year of daily partitions made the load read 365 manifests per entity, 8,760 in all,
+    to find the one new batch of each. The listing is what tells them apart cheaply: a data file is named
+    after its batch (``data-<batch>.parquet``) and is renamed into place before the manifest that names
+    it, which replaces the one before; older data files are removed only after that. So a directory with a
+    manifest and exactly one data file has committed that file's batch. One with two data files (a re-run
+    committing, or stopped mid-commit), or without a manifest, is left to its manifest (``batch`` None)."""
+
+    window: str
+    path: Path
+    has_manifest: bool
+    data_batches: tuple[str, ...]
+    #: quarantine files left by failed extractions of the window (``failed-quarantine-<batch>.parquet``)
+    failed_quarantine: tuple[str, ...] = ()
+
+    @property
+    def batch(self) -> str | None:
+        return self.data_batches[0] if self.has_manifest and len(self.data_batches) == 1 else None
+
+
+def list_partitions(landing: Path | str, provider: str, entity: str) -> list[Partition]:
+    """The partition directories of an entity, oldest window first (one directory listing each)."""
     base = Path(landing) / provider / entity
-    return sorted(base.glob("window=*/failed-quarantine-*.parquet")) if base.exists() else []
+    try:
+        entries = [e for e in os.scandir(base) if e.name.startswith("window=") and e.is_dir()]
+    except FileNotFoundError:
+        return []
+    out = []
+    for e in sorted(entries, key=lambda e: e.name):
+        has_manifest, batches, failed = False, [], []
+        for f in os.scandir(e.path):
+            if f.name == MANIFEST:
+                has_manifest = True
+            elif f.name.endswith(".parquet"):
+                if f.name.startswith("data-"):
+                    batches.append(f.name[len("data-"):-len(".parquet")])
+                elif f.name.startswith("failed-quarantine-"):
+                    failed.append(f.name)
+        out.append(Partition(e.name[len("window="):], Path(e.path), has_manifest, tuple(sorted(batches)),
+                             tuple(sorted(failed))))
+    return out
+
+
+def failed_quarantine_files(partitions: list[Partition]) -> list[Path]:
+    """Quarantine files left by failed extractions (their pages' raw text and the reason)."""
+    return [p.path / name for p in partitions for name in p.failed_quarantine]

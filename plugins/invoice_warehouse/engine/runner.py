@@ -9,11 +9,15 @@ volume. Loops and runaways in an API's pagination stop with a clear error.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import json
 import logging
+import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -27,7 +31,7 @@ from invoice_warehouse.engine.collector import bulk_allocation
 from invoice_warehouse.engine.crash import crashpoint
 from invoice_warehouse.engine.http import ApiError, BadResponse, HttpClient
 from invoice_warehouse.engine.landing import PartitionWriter
-from invoice_warehouse.engine.manifest import read_manifests
+from invoice_warehouse.engine.manifest import list_partitions, read_manifest
 from invoice_warehouse.engine.paginate import PaginationError, Request
 from invoice_warehouse.engine.schema import RECORD_DIGEST, RecordError, dumps, record_digest, record_key
 from invoice_warehouse.engine.spec import ProviderSpec, Stream
@@ -374,28 +378,110 @@ def _values(column: Any) -> list:
     return column.to_pylist()
 
 
+#: The fold of an entity's landed markers, kept beside its partitions (see ``landed_markers``).
+MARKER_CACHE = "_landed_markers.parquet"
+_CACHE_FORMAT = "1"
+
+
 def landed_markers(landing: Path | str, provider: str, stream: Stream, window_label: str) -> dict[tuple, Any]:
     """Key -> ``stream.unchanged_marker`` of the records landed in partitions of windows before
     ``window_label`` (the latest extraction of a key wins). Only earlier windows count: the partition
     being replaced never vouches for itself, and the earliest partition holding a record never drops
-    it, so every record stays in some partition whichever windows are re-run, even at the same time."""
+    it, so every record stays in some partition whichever windows are re-run, even at the same time.
+
+    A daily pipeline adds a partition every day, and reading them all made the daily extract of a
+    stream with a marker slower by the day (a year of daily partitions: 365 files a run). So the fold is
+    kept in the entity's directory (``MARKER_CACHE``) with the window and batch of every partition it
+    holds, and a run reads it and only the partitions after its last window. It is used only when every
+    partition it holds is still there with the same batch, before ``window_label``, and every partition
+    not in it comes after them (the fold's order, and so which of two equal times wins, is the same);
+    otherwise (a window re-run, an older window run, an unreadable file) every partition is read again,
+    and the fold written anew. It is written to a temporary name and renamed, so readers and concurrent
+    writers see one whole fold or another, each true of the partitions it names."""
     marker = stream.unchanged_marker
     pk = list(stream.primary_key)
+    base = Path(landing) / provider / stream.name
+    parts: dict[str, tuple[str, Path]] = {}  # window -> (committed batch, its data file)
+    for p in list_partitions(landing, provider, stream.name):
+        if p.window >= window_label:
+            continue
+        if p.batch is not None:
+            parts[p.window] = (p.batch, p.path / f"data-{p.batch}.parquet")
+        else:
+            m = read_manifest(p.path)
+            if m is not None:
+                parts[p.window] = (m["batch_id"], Path(m["data_path"]))
     out: dict[tuple, Any] = {}
     newest: dict[tuple, Any] = {}
-    for m in read_manifests(landing, provider, stream.name):
-        if m["window"] >= window_label or not m["records"]:
-            continue
-        data = pq.ParquetFile(m["data_path"])
+    covered: dict[str, str] = {}
+    marker_type = None
+    cache = _read_marker_cache(base / MARKER_CACHE, pk, marker)
+    if cache is not None:
+        held, rows, marker_type = cache
+        later = [w for w in parts if w not in held]
+        if all(parts.get(w, ("",))[0] == b for w, b in held.items()) and (
+                not later or not held or min(later) > max(held)):
+            covered = held
+            for key, value, at in rows:
+                newest[key], out[key] = at, value
+    todo = sorted(w for w in parts if w not in covered)
+    for w in todo:
+        data = pq.ParquetFile(parts[w][1])
         if marker not in data.schema_arrow.names:
             continue  # landed before the stream had the marker (a record digest): vouches for nothing
         table = data.read(columns=[*pk, marker, "_extracted_at"])
+        marker_type = marker_type or table.schema.field(marker).type
         cols = [_values(table.column(c)) for c in (*pk, marker, "_extracted_at")]
         for *key, value, at in zip(*cols, strict=True):
             k = tuple(None if v is None else str(v) for v in key)
             if k not in newest or at > newest[k]:
                 newest[k], out[k] = at, value
+    if todo:
+        _write_marker_cache(base / MARKER_CACHE, {w: parts[w][0] for w in parts}, out, newest, pk, marker,
+                            marker_type)
     return out
+
+
+def _read_marker_cache(path: Path, pk: list[str], marker: str | None) -> tuple[dict, list, Any] | None:
+    """(window -> batch held, [(key, marker, extracted at)], the marker's Arrow type) of a fold made for
+    this key and marker, or None (none, another key or marker, or unreadable: the partitions are read)."""
+    try:
+        data = pq.ParquetFile(path)
+        meta = data.schema_arrow.metadata or {}
+        if (meta.get(b"iwh_format") != _CACHE_FORMAT.encode() or json.loads(meta[b"iwh_key"]) != pk
+                or meta[b"iwh_marker"].decode() != marker):
+            return None
+        held = json.loads(meta[b"iwh_partitions"])
+        table = data.read()
+        keys = [table.column(f"key_{i}").to_pylist() for i in range(len(pk))]
+        values, ats = _values(table.column("marker")), _values(table.column("_extracted_at"))
+        rows = [(tuple(k), v, at) for *k, v, at in zip(*keys, values, ats, strict=True)]
+        return held, rows, table.schema.field("marker").type
+    except FileNotFoundError:
+        return None
+    except Exception:  # noqa: BLE001 - a cache: any doubt and the partitions are read again
+        log.warning("%s: unreadable, reading the partitions instead", path, exc_info=True)
+        return None
+
+
+def _write_marker_cache(path: Path, held: dict[str, str], out: dict[tuple, Any], newest: dict[tuple, Any],
+                        pk: list[str], marker: str | None, marker_type: Any) -> None:
+    keys = list(out)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        arrays = [pa.array([k[i] for k in keys], pa.string()) for i in range(len(pk))]
+        arrays.append(pa.array([out[k] for k in keys], marker_type or pa.string()))
+        arrays.append(pa.array([newest[k] for k in keys], pa.timestamp("us", tz="UTC")))
+        names = [f"key_{i}" for i in range(len(pk))] + ["marker", "_extracted_at"]
+        meta = {"iwh_format": _CACHE_FORMAT, "iwh_key": json.dumps(pk), "iwh_marker": marker or "",
+                "iwh_partitions": json.dumps(held, sort_keys=True)}
+        table = pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(meta)
+        pq.write_table(table, tmp, compression="snappy")
+        os.replace(tmp, path)
+    except Exception:  # noqa: BLE001 - a cache: the next run reads the partitions again
+        log.warning("%s: not written", path, exc_info=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def landed_ids(landing: Path | str, provider: str, stream: Stream, window_label: str) -> list[str]:
@@ -404,8 +490,7 @@ def landed_ids(landing: Path | str, provider: str, stream: Stream, window_label:
     (the source stream must run first), never an empty list."""
     ids: set[str] = set()
     for src in stream.ids_from:
-        manifest = next((m for m in read_manifests(landing, provider, src.stream) if m["window"] == window_label),
-                        None)
+        manifest = read_manifest(Path(landing) / provider / src.stream / f"window={window_label}")
         if manifest is None:
             raise RuntimeError(f"{provider}.{stream.name}: needs {provider}.{src.stream} landed for window "
                                f"{window_label} first (its ids come from {src.stream}.{src.column})")

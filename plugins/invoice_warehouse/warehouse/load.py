@@ -26,7 +26,12 @@ import duckdb
 
 from invoice_warehouse import config
 from invoice_warehouse.engine.crash import crashpoint
-from invoice_warehouse.engine.manifest import failed_quarantine_files, read_manifests
+from invoice_warehouse.engine.manifest import (
+    failed_quarantine_files,
+    list_partitions,
+    read_manifest,
+    read_manifests,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +123,20 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
     loaded = {r[0] for r in con.execute(
         "SELECT batch_id FROM meta.loaded_batches WHERE provider = ? AND entity = ?",
         [provider, entity]).fetchall()}
-    all_manifests = read_manifests(landing, provider, entity)
-    manifests = [m for m in all_manifests
-                 if (wanted is None or m["window"] in wanted) and m["batch_id"] not in loaded]
+    # The manifests of new batches only: a partition whose listing shows a loaded batch is not read
+    # (manifest.Partition: a year of daily partitions is 365 manifests an entity, every day).
+    manifests = []
+    partitions = list_partitions(landing, provider, entity)
+    for part in partitions:
+        if (wanted is not None and part.window not in wanted) or part.batch in loaded:
+            continue
+        m = read_manifest(part.path)
+        if m is not None and m["batch_id"] not in loaded:
+            manifests.append(m)
     full_refresh = any(m.get("full_refresh") for m in manifests)
     if full_refresh:
         # Rebuild the raw table from every committed partition (the full one replaced the others).
-        manifests = all_manifests
+        manifests = read_manifests(landing, provider, entity)
     audit = {"run_id": run_id, "provider": provider, "entity": entity,
              "windows": ",".join(sorted({m["window"] for m in manifests})), "batches": len(manifests),
              "rows_read": 0, "rows_inserted": 0, "rows_updated": 0, "rows_unchanged": 0,
@@ -145,7 +157,7 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
         else:  # nothing merged: the table may not exist yet
             ensure_table(con, provider, entity, columns)
         q_files = [m["quarantine_path"] for m in manifests if m.get("quarantine_path")]
-        failed = [str(p) for p in failed_quarantine_files(landing, provider, entity) if p.name not in loaded]
+        failed = [str(p) for p in failed_quarantine_files(partitions) if p.name not in loaded]
         if failed:
             con.execute("INSERT INTO meta.quarantine BY NAME SELECT * FROM read_parquet(?, union_by_name = true, "
                         "hive_partitioning = false)", [failed])
