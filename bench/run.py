@@ -18,7 +18,8 @@ simulators run as the ``iwh-sim`` command in another (bench/simproc.py), with ``
    simulator CPU on the client's two cores);
 4. DealPOS under its rate limit with the window scaled down (engine: IWH_RATE_WINDOW_SCALE; simulator:
    faults rate_limit), against the floor, with the time of every 429;
-5. a one-year backfill (extract, load, dbt build) and the daily incremental run after it;
+5. a one-year backfill (extract, load, dbt build) and the daily incremental run after it; then the next
+   day's run with the landing as a year of daily runs leaves it (365 daily partitions, ``HISTORY``);
 6. profiles (py-spy, bench/.venv-tools) of the extractor and of the simulator, each from a run of its
    own: a sampling profiler takes CPU from the two cores, so no timed run is profiled.
 
@@ -407,9 +408,16 @@ def phase_backfill(r: Runner, specs: dict[str, Any], scale: float, rate_scale: f
     sim = Sim(latency_ms=LATENCY_MS, lines_per_invoice=LINES, faults=faults,
               log=r.work / "logs" / "sim-backfill.log")
     sim.cmd += ["--scale", str(scale)]
+    day = dt.timedelta(days=1)
     with sim:
-        for run, (start, end) in (("backfill", (EPOCH, year_end)),
-                                  ("incremental", (year_end, year_end + dt.timedelta(days=1)))):
+        for run, (start, end) in (("backfill", (EPOCH, year_end)), ("incremental", (year_end, year_end + day)),
+                                  ("year_on", (year_end + day, year_end + 2 * day))):
+            if run == "year_on":
+                # The same pipeline a year on: 365 daily partitions of every entity in the landing (copies of
+                # the daily run's, all loaded), and what the day before left (landed_markers' fold).
+                daily_label = f"incremental-{(year_end + day).date()}"
+                out["history_s"] = r.child([PY, "-c", HISTORY, str(landing), daily_label, str(HISTORY_DAYS)],
+                                           env=env, name="history")
             sim.post("/_sim/config", {"as_of": end.isoformat()})
             steps: dict[str, Any] = {"extract": [], "load": None, "dbt": None, "cpu_probe_s": cpu_probe()}
             log(f"{run}: extract [{start.date()}, {end.date()}) of every stream of {', '.join(specs)}")
@@ -430,6 +438,38 @@ def phase_backfill(r: Runner, specs: dict[str, Any], scale: float, rate_scale: f
     shutil.rmtree(data.parent, ignore_errors=True)
     return out
 
+
+HISTORY_DAYS = 365
+# A year of daily partitions before the next daily run: each entity's daily partition (window label
+# argv[2]) copied to the windows daily-<day> of the 365 days before it (labels that sort between the
+# backfill's and the daily run's, with the daily run's batches: loaded already), then the fold of landed
+# markers the daily run would have kept had they been there.
+HISTORY = """
+import datetime as dt, json, shutil, sys, time
+from pathlib import Path
+from invoice_warehouse.registry import PROVIDERS
+from invoice_warehouse.engine.runner import landed_markers
+t0 = time.monotonic()
+landing, label, days = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+last = dt.date.fromisoformat(label.split("-", 1)[1])
+copies = 0
+for daily in sorted(landing.glob(f"*/*/window={label}")):
+    for i in range(days, 0, -1):
+        window = f"daily-{last - dt.timedelta(days=i)}"
+        part = daily.with_name(f"window={window}")
+        shutil.copytree(daily, part)
+        m = json.loads((part / "_manifest.json").read_text())
+        m["window"] = window
+        (part / "_manifest.json").write_text(json.dumps(m))
+        copies += 1
+t1 = time.monotonic()
+for name, spec in PROVIDERS.items():
+    for stream in spec.streams:
+        if stream.unchanged_marker:
+            landed_markers(landing, name, stream, label)
+print("BENCH-RESULT " + json.dumps({"partitions": copies, "copy_s": round(t1 - t0, 2),
+      "markers_s": round(time.monotonic() - t1, 2)}))
+"""
 
 # The load and dbt steps of a run, as the warehouse DAG does them (airflow is not imported by either).
 LOAD_ALL = """
