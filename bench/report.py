@@ -370,6 +370,19 @@ def render(res: dict[str, Any]) -> str:
                        "dlt CPU s", "server CPU s ours / dlt", "others' CPU s ours / dlt",
                        "CPU probe s ours / dlt", "rows ours / dlt"],
                       prow), ""]
+    for key, where in (("peer", "replay"), ("peer", "live")):
+        pairs = (res.get(key) or {}).get(f"{where}_rounds") or []
+        if len(pairs) > 1:
+            shown = []
+            for i, pair in enumerate(pairs, 1):
+                pn = peer_numbers({f"{where}_ours": pair["ours"], f"{where}_dlt": pair.get("dlt") or {"error": 1}},
+                                  where)
+                shown.append(f"{i}: {pn['ours_wall']:.1f}s / {pn['dlt_wall']:.1f}s = {pn['speedup']:.2f}x "
+                             f"(CPU probe {pn['probe_ours'] or 0:.2f} / {pn['probe_dlt'] or 0:.2f})" if pn else
+                             f"{i}: failed")
+            md += [f"{res[key]['scale']:,} {where}, {len(pairs)} rounds (ours then dlt, back to back; ours / dlt "
+                   "wall): " + "; ".join(shown) + ". The table and the targets show the median round: one round "
+                   "is a draw of the host's speed during ours' few seconds, which dlt's minute averages out.", ""]
     rec = (res.get("peer") or {}).get("recording")
     if rec:
         memo = rec.get("memo") or {}
