@@ -1,7 +1,7 @@
 """``make bench``: the extractor, the loader and dbt against the simulators, and dlt as a peer.
 
-    .venv/bin/python bench/run.py            # default scales (10k, 100k invoices), ~18 minutes
-    .venv/bin/python bench/run.py --full     # adds 1M invoices, the dlt peer on the live simulator at 100k and a smaller year (~22 minutes)
+    .venv/bin/python bench/run.py            # default scales (10k, 100k invoices), ~20 minutes
+    .venv/bin/python bench/run.py --full     # adds 1M invoices, the dlt peer on the live simulator at 100k and a smaller year (~27 minutes)
 
 Every measured step runs in a child process of its own (bench/child.py; peak RSS from ``os.wait4``); the
 simulators run as the ``iwh-sim`` command in another (bench/simproc.py), with ``--latency-ms 20`` and
@@ -15,7 +15,8 @@ simulators run as the ``iwh-sim`` command in another (bench/simproc.py), with ``
 3. the peer: Akinon invoices (100 a page, 20 ms) pulled by dlt's ``rest_api`` source into DuckDB (in its
    own venv, bench/.venv-dlt) and by this project's extractor plus load; on the live simulator and on a
    replay of the simulator's recorded pages (bench/replay.py: the same bytes at the same latency with no
-   simulator CPU on the client's two cores);
+   simulator CPU on the client's two cores); three rounds of ours then dlt on each, the median the result
+   (``median_round``);
 4. DealPOS under its rate limit with the window scaled down (engine: IWH_RATE_WINDOW_SCALE; simulator:
    faults rate_limit), against the floor, with the time of every 429;
 5. a one-year backfill (extract, load, dbt build) and the daily incremental run after it; then the next
