@@ -197,14 +197,17 @@ def targets(res: dict[str, Any]) -> list[list[str]]:
         pn = peer_numbers(res.get(key), where)
         if pn:
             n = res[key]["scale"]
+            # The peer targets are at 100k invoices; a smaller peer run is shown against the same
+            # ratios for scale (the extract process's fixed start and memory weigh more there).
+            side = "" if n >= 100_000 else "shown for scale, the target is at 100,000: "
             rows.append([f"Akinon {n:,} at 20 ms ({label}): >= 8x faster than dlt",
                          f"{pn['speedup']:.2f}x ({pn['ours_wall']:.1f}s vs {pn['dlt_wall']:.1f}s)",
-                         _ok(pn["speedup"] >= 8) + ("" if pn["speedup"] >= 8 else
-                                                    f" by {8 / pn['speedup']:.1f}x")])
+                         side + _ok(pn["speedup"] >= 8) + ("" if pn["speedup"] >= 8 else
+                                                           f" by {8 / pn['speedup']:.1f}x")])
             rows.append([f"Akinon {n:,} ({label}): <= 0.5x dlt's peak RSS",
                          f"{pn['rss_ratio']:.2f}x ({pn['ours_rss']:.0f} MB vs {pn['dlt_rss']:.0f} MB)",
-                         _ok(pn["rss_ratio"] <= 0.5) + ("" if pn["rss_ratio"] <= 0.5 else
-                                                        f" by {pn['rss_ratio'] / 0.5:.2f}x")])
+                         side + _ok(pn["rss_ratio"] <= 0.5) + ("" if pn["rss_ratio"] <= 0.5 else
+                                                               f" by {pn['rss_ratio'] / 0.5:.2f}x")])
     # 2. DealPOS
     d = res.get("dealpos") or {}
     if d.get("pending"):
