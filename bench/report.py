@@ -167,7 +167,7 @@ def _ok(passed: bool | None) -> str:
 
 
 def peer_numbers(p: dict[str, Any] | None, where: str) -> dict[str, Any] | None:
-    if not p or f"{where}_ours" not in p or f"{where}_dlt" not in p:
+    if not p or not p.get(f"{where}_ours") or not p.get(f"{where}_dlt"):
         return None
     ours, dlt = p[f"{where}_ours"], p[f"{where}_dlt"]
     if any("error" in x for x in (ours["extract"], ours["load"], dlt)):
@@ -375,7 +375,7 @@ def render(res: dict[str, Any]) -> str:
                       prow), ""]
     for key, where in (("peer", "replay"), ("peer", "live")):
         pairs = (res.get(key) or {}).get(f"{where}_rounds") or []
-        if len(pairs) > 1:
+        if len(pairs) > 1 and all(pair.get("dlt") for pair in pairs):
             shown = []
             for i, pair in enumerate(pairs, 1):
                 pn = peer_numbers({f"{where}_ours": pair["ours"], f"{where}_dlt": pair.get("dlt") or {"error": 1}},

@@ -285,6 +285,23 @@ def run_dlt(r: Runner, dlt_py: Path, base_url: str, token: str, as_of: dt.dateti
     return res
 
 
+def peer_rounds(r: Runner, dlt_py: Path | None, rounds: int, what: str, conn: dict[str, Any], token: str,
+                as_of: dt.datetime, work: Path, server_pid: int | None,
+                capped_load: str | None = None) -> list[dict[str, Any]]:
+    """``rounds`` rounds of ours then dlt, back to back, each from a clean ``work`` directory (the capped
+    load only in the first)."""
+    pairs = []
+    for i in range(rounds):
+        log(f"peer on {what}, round {i + 1} of {rounds}: this project")
+        shutil.rmtree(work, ignore_errors=True)
+        pair = {"ours": run_ours(r, conn, as_of, work, server_pid, capped_load=capped_load if i == 0 else None)}
+        if dlt_py:
+            log(f"peer on {what}, round {i + 1} of {rounds}: dlt")
+            pair["dlt"] = run_dlt(r, dlt_py, conn["host"], token, as_of, work, server_pid)
+        pairs.append(pair)
+    return pairs
+
+
 def median_round(pairs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(ours, dlt) of the round whose dlt / ours wall ratio is the median (ours' wall without dlt).
 
@@ -336,15 +353,8 @@ def phase_peer(r: Runner, dlt_py: Path | None, n: int, live: bool, replay: bool,
                                      {"Authorization": f"Token {conn['password']}"}, rec)
         out["recording"]["memo"] = sim.get("/_sim/memo/akinon")
         if live:
-            for i in range(rounds):
-                log(f"peer on the live simulator, {n:,} invoices, round {i + 1} of {rounds}: this project")
-                shutil.rmtree(base / "live", ignore_errors=True)
-                pair = {"ours": run_ours(r, conn, as_of, base / "live", sim.pid)}
-                if dlt_py:
-                    log(f"peer on the live simulator, {n:,} invoices, round {i + 1} of {rounds}: dlt")
-                    pair["dlt"] = run_dlt(r, dlt_py, conn["host"], conn["password"], as_of, base / "live",
-                                          sim.pid)
-                out.setdefault("live_rounds", []).append(pair)
+            out["live_rounds"] = peer_rounds(r, dlt_py, rounds, f"the live simulator, {n:,} invoices", conn,
+                                             conn["password"], as_of, base / "live", sim.pid)
             out["live_ours"], out["live_dlt"] = median_round(out["live_rounds"])
             out["live_memo"] = sim.get("/_sim/memo/akinon")
     if replay:
@@ -354,16 +364,9 @@ def phase_peer(r: Runner, dlt_py: Path | None, n: int, live: bool, replay: bool,
         try:
             server.stdout.readline()  # "replaying N pages on ..." once it listens
             rconn = {**conn, "host": f"http://127.0.0.1:{port}/akinon"}
-            for i in range(rounds):
-                log(f"peer on the replay, {n:,} invoices, round {i + 1} of {rounds}: this project")
-                shutil.rmtree(base / "replay", ignore_errors=True)
-                pair = {"ours": run_ours(r, rconn, as_of, base / "replay", server.pid,
-                                         capped_load="16GB" if i == 0 else None)}
-                if dlt_py:
-                    log(f"peer on the replay, {n:,} invoices, round {i + 1} of {rounds}: dlt")
-                    pair["dlt"] = run_dlt(r, dlt_py, rconn["host"], conn["password"], as_of, base / "replay",
-                                          server.pid)
-                out.setdefault("replay_rounds", []).append(pair)
+            out["replay_rounds"] = peer_rounds(r, dlt_py, rounds, f"the replay, {n:,} invoices", rconn,
+                                               conn["password"], as_of, base / "replay", server.pid,
+                                               capped_load="16GB")
             out["replay_ours"], out["replay_dlt"] = median_round(out["replay_rounds"])
             out["replay_ours"].setdefault("load_capped", out["replay_rounds"][0]["ours"].get("load_capped"))
             if report.PYSPY:
