@@ -109,10 +109,10 @@
         column (the key's NOT NULL would fail the rebuild's insert; here IN and NOT IN would pass over
         the row). -#}
     {% call statement('main') -%}
-        select error('NOT NULL constraint failed: {{ this.schema }}.{{ this.identifier }}.' || column_name)
-        from (select unnest([{% for c in quoted %}case when {{ c }} is null then '{{ pk[0]['columns'][loop.index0] }}' end{{ ", " if not loop.last }}{% endfor %}]) as column_name
-              from {{ new }} where {{ quoted | join(' is null or ') }} is null limit 1)
-        where column_name is not null limit 1;
+        {%- for c in quoted %}
+        select error('NOT NULL constraint failed: {{ this.schema }}.{{ this.identifier }}.{{ pk[0]['columns'][loop.index0] }}')
+        from {{ new }} where {{ c }} is null limit 1;
+        {%- endfor %}
         {{ iwh_check_contract_keys(new) }};
         create or replace temp table {{ changed }} as
             select distinct {{ quoted | join(', ') }}

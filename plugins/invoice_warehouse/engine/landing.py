@@ -33,7 +33,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from invoice_warehouse.engine.crash import crashpoint
-from invoice_warehouse.engine.manifest import MANIFEST, write_json_atomic
+from invoice_warehouse.engine.manifest import MANIFEST, data_file_name, partition_dir, write_json_atomic
 from invoice_warehouse.engine.schema import Schema
 
 QUARANTINE_SCHEMA = pa.schema([
@@ -78,7 +78,7 @@ class PartitionWriter:
 
     def __init__(self, landing: Path | str, provider: str, entity: str, window: str, schema: Schema,
                  run_id: str, extracted_at: dt.datetime, flush_rows: int = 2_000):
-        self.dir = Path(landing) / provider / entity / f"window={window}"
+        self.dir = partition_dir(landing, provider, entity, window)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.provider, self.entity, self.window = provider, entity, window
         self.schema = schema
@@ -86,7 +86,7 @@ class PartitionWriter:
         self.batch_id = f"{extracted_at:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
         self.meta = {"_extracted_at": extracted_at, "_run_id": run_id, "_window": window,
                      "_batch_id": self.batch_id}
-        self.data_name = f"data-{self.batch_id}.parquet"
+        self.data_name = data_file_name(self.batch_id)
         self.quarantine_name = f"quarantine-{self.batch_id}.parquet"
         self._tmp = self.dir / f".{self.data_name}.tmp"
         self._qtmp = self.dir / f".{self.quarantine_name}.tmp"

@@ -14,6 +14,17 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "_manifest.json"
+_WINDOW, _DATA, _PARQUET = "window=", "data-", ".parquet"
+
+
+def partition_dir(landing: Path | str, provider: str, entity: str, window: str) -> Path:
+    """The directory of one window's partition (``<landing>/<provider>/<entity>/window=<window>``)."""
+    return Path(landing) / provider / entity / f"{_WINDOW}{window}"
+
+
+def data_file_name(batch: str) -> str:
+    """The data file of a batch: named after it, which is what lets a listing tell batches apart."""
+    return f"{_DATA}{batch}{_PARQUET}"
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
@@ -27,12 +38,12 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 
 def read_manifests(landing: Path | str, provider: str, entity: str) -> list[dict[str, Any]]:
     """Every committed partition of an entity, oldest window first, with absolute file paths."""
-    out = []
-    for part in list_partitions(landing, provider, entity):
-        m = read_manifest(part.path)
-        if m is not None:
-            out.append(m)
-    return out
+    return committed(list_partitions(landing, provider, entity))
+
+
+def committed(partitions: list[Partition]) -> list[dict[str, Any]]:
+    """The manifests of the listed partitions that have one (the committed ones), in listing order."""
+    return [m for m in (read_manifest(p.path) for p in partitions) if m is not None]
 
 
 def read_manifest(part: Path | str) -> dict[str, Any] | None:
@@ -74,12 +85,17 @@ class Partition:
     def batch(self) -> str | None:
         return self.data_batches[0] if self.has_manifest and len(self.data_batches) == 1 else None
 
+    @property
+    def data_path(self) -> Path | None:
+        """The data file of ``batch`` (None when the listing alone does not say which)."""
+        return None if self.batch is None else self.path / data_file_name(self.batch)
+
 
 def list_partitions(landing: Path | str, provider: str, entity: str) -> list[Partition]:
     """The partition directories of an entity, oldest window first (one directory listing each)."""
     base = Path(landing) / provider / entity
     try:
-        entries = [e for e in os.scandir(base) if e.name.startswith("window=") and e.is_dir()]
+        entries = [e for e in os.scandir(base) if e.name.startswith(_WINDOW) and e.is_dir()]
     except FileNotFoundError:
         return []
     out = []
@@ -88,12 +104,12 @@ def list_partitions(landing: Path | str, provider: str, entity: str) -> list[Par
         for f in os.scandir(e.path):
             if f.name == MANIFEST:
                 has_manifest = True
-            elif f.name.endswith(".parquet"):
-                if f.name.startswith("data-"):
-                    batches.append(f.name[len("data-"):-len(".parquet")])
+            elif f.name.endswith(_PARQUET):
+                if f.name.startswith(_DATA):
+                    batches.append(f.name[len(_DATA):-len(_PARQUET)])
                 elif f.name.startswith("failed-quarantine-"):
                     failed.append(f.name)
-        out.append(Partition(e.name[len("window="):], Path(e.path), has_manifest, tuple(sorted(batches)),
+        out.append(Partition(e.name[len(_WINDOW):], Path(e.path), has_manifest, tuple(sorted(batches)),
                              tuple(sorted(failed))))
     return out
 

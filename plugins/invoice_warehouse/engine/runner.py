@@ -31,7 +31,7 @@ from invoice_warehouse.engine.collector import bulk_allocation
 from invoice_warehouse.engine.crash import crashpoint
 from invoice_warehouse.engine.http import ApiError, BadResponse, HttpClient
 from invoice_warehouse.engine.landing import PartitionWriter
-from invoice_warehouse.engine.manifest import list_partitions, read_manifest
+from invoice_warehouse.engine.manifest import list_partitions, partition_dir, read_manifest
 from invoice_warehouse.engine.paginate import PaginationError, Request
 from invoice_warehouse.engine.schema import RECORD_DIGEST, RecordError, dumps, record_digest, record_key
 from invoice_warehouse.engine.spec import ProviderSpec, Stream
@@ -406,7 +406,7 @@ def landed_markers(landing: Path | str, provider: str, stream: Stream, window_la
         if p.window >= window_label:
             continue
         if p.batch is not None:
-            parts[p.window] = (p.batch, p.path / f"data-{p.batch}.parquet")
+            parts[p.window] = (p.batch, p.data_path)
         else:
             m = read_manifest(p.path)
             if m is not None:
@@ -490,7 +490,7 @@ def landed_ids(landing: Path | str, provider: str, stream: Stream, window_label:
     (the source stream must run first), never an empty list."""
     ids: set[str] = set()
     for src in stream.ids_from:
-        manifest = read_manifest(Path(landing) / provider / src.stream / f"window={window_label}")
+        manifest = read_manifest(partition_dir(landing, provider, src.stream, window_label))
         if manifest is None:
             raise RuntimeError(f"{provider}.{stream.name}: needs {provider}.{src.stream} landed for window "
                                f"{window_label} first (its ids come from {src.stream}.{src.column})")

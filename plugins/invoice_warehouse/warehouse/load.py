@@ -27,10 +27,10 @@ import duckdb
 from invoice_warehouse import config
 from invoice_warehouse.engine.crash import crashpoint
 from invoice_warehouse.engine.manifest import (
+    committed,
     failed_quarantine_files,
     list_partitions,
     read_manifest,
-    read_manifests,
 )
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def load_entity(con: duckdb.DuckDBPyConnection, landing: Path | str, provider: s
     full_refresh = any(m.get("full_refresh") for m in manifests)
     if full_refresh:
         # Rebuild the raw table from every committed partition (the full one replaced the others).
-        manifests = read_manifests(landing, provider, entity)
+        manifests = committed(partitions)
     audit = {"run_id": run_id, "provider": provider, "entity": entity,
              "windows": ",".join(sorted({m["window"] for m in manifests})), "batches": len(manifests),
              "rows_read": 0, "rows_inserted": 0, "rows_updated": 0, "rows_unchanged": 0,
